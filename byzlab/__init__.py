@@ -1,0 +1,46 @@
+"""byzlab — Byzantine attacks and robust aggregation in federated learning.
+
+Reproduces "Byzantines can also Learn from History: Fall of Centered Clipping
+in Federated Learning" (the ROP attack against Centered Clipping).
+
+>>> import byzlab
+>>> result = byzlab.run(dataset="digits", attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=3)
+>>> result.history[["round", "test_accuracy", "train_loss"]]   # doctest: +SKIP
+"""
+from . import aggregators, attacks
+from .config import RunConfig, available
+from .registry import (
+    ConfigError,
+    register_aggregator,
+    register_attack,
+    register_pre_aggregator,
+    load_plugin,
+)
+from .results import RunResult
+from .simulator import Simulation, run
+
+__version__ = "0.1.0"
+
+
+def dashboard(*args, **kwargs):
+    """The live JupyterLab dashboard (:func:`byzlab.dashboard.dashboard`); imports ipywidgets only when called."""
+    from .dashboard import dashboard as _dashboard
+
+    return _dashboard(*args, **kwargs)
+
+
+__all__ = [
+    "aggregators",
+    "attacks",
+    "RunConfig",
+    "RunResult",
+    "Simulation",
+    "run",
+    "available",
+    "ConfigError",
+    "register_aggregator",
+    "register_attack",
+    "register_pre_aggregator",
+    "load_plugin",
+    "dashboard",
+]

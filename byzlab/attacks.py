@@ -1,0 +1,268 @@
+r"""Byzantine attacks as pure functions.
+
+Omniscient attacks (Section III-B) see the benign momenta of the round,
+``benign`` — a ``(k_b, d)`` tensor, one row per benign client — and, where
+they need it, the previous aggregate m̃_{t−1} (``prev_aggregate``, ``None`` at
+t = 1).  They return the vector every Byzantine client sends.  Inputs are
+never modified; everything runs on the tensors' device with no host
+synchronisation.
+
+Data attacks (``label_flip``, ``bit_flip``) work from the Byzantine clients'
+own honest momenta (``byzantine``), computed by the simulator on their own
+shards.
+
+Notation: m̄_t = mean of the benign momenta, σ̄_t their coordinate-wise
+unbiased standard deviation, k clients of which k_m Byzantine.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .registry import non_negative, one_of, positive, register_attack, unit_interval
+
+__all__ = [
+    "alie_z_max",
+    "alie",
+    "alie_alternating",
+    "ipm",
+    "rop",
+    "rop_s",
+    "minmax",
+    "minsum",
+    "bit_flip",
+    "label_flip",
+]
+
+
+def alie_z_max(k: int, k_m: int) -> float:
+    r"""ALIE's z^max (Eq. 2–3).
+
+    s = ⌊k/2 + 1⌋ − k_m supporters are needed; z^max is the largest z with
+    Φ(z) < (k − k_m − s)/(k − k_m), i.e. z^max = Φ⁻¹((k − k_m − s)/(k − k_m)).
+    For k = 25, k_m = 5: s = 8, Φ⁻¹(0.6) ≈ 0.2533.
+    """
+    if not (isinstance(k, int) and isinstance(k_m, int) and 0 <= k_m < k):
+        raise ValueError(f"k_m: alie_z_max needs integers 0 <= k_m < k, got k={k!r}, k_m={k_m!r}")
+    from scipy.stats import norm
+
+    s = math.floor(k / 2 + 1) - k_m
+    q = (k - k_m - s) / (k - k_m)
+    if not 0 < q < 1:
+        raise ValueError(f"k_m: no valid z_max for k={k}, k_m={k_m} (quantile {q:.3f} outside (0, 1))")
+    return float(norm.ppf(q))
+
+
+def alie(benign: torch.Tensor, z: float) -> torch.Tensor:
+    r"""A Little Is Enough (ALIE, [3]; Eq. 4): m_byz = m̄_t − z · σ̄_t.
+
+    σ̄_t is the unbiased (k_b − 1) coordinate-wise standard deviation of the
+    benign rows; the paper uses z = z^max (:func:`alie_z_max`).
+    """
+    return benign.mean(0) - z * benign.std(0, unbiased=True)
+
+
+def alie_alternating(benign: torch.Tensor, z: float, t: int) -> torch.Tensor:
+    r"""ALIE with the sign of its perturbation alternating each round (Eq. 19, Fig. 1).
+
+    m_byz = m̄_t + Δ_t with Δ_t = −z σ̄_t on even rounds t and +z σ̄_t on odd
+    ones, so consecutive perturbations cancel instead of accumulating
+    (cos(Δ_t, Δ_{t−1}) = −1 where ALIE has ≈ +1, Table II).
+    """
+    sign = 1.0 if t % 2 == 0 else -1.0
+    return benign.mean(0) - sign * z * benign.std(0, unbiased=True)
+
+
+def ipm(benign: torch.Tensor, eps: float) -> torch.Tensor:
+    r"""Inner Product Manipulation (IPM, [60]): m_byz = −ε · m̄_t (the paper uses ε = 0.2)."""
+    return -eps * benign.mean(0)
+
+
+def _rop_parts(benign, prev_aggregate, lam, first_round):
+    mean = benign.mean(0)
+    if prev_aggregate is None:  # Algorithm 3, lines 2-3: t = 1
+        ref = mean if first_round == "mean" else torch.zeros_like(mean)
+    else:
+        ref = prev_aggregate
+    r = lam * ref + (1.0 - lam) * mean  # line 4: reference direction
+    p = torch.ones_like(mean)  # line 1
+    rr = r @ r
+    coef = torch.where(rr > 0, (p @ r) / rr.clamp_min(torch.finfo(r.dtype).tiny), torch.zeros_like(rr))
+    p = p - coef * r  # lines 5-6: remove the projection on r
+    p_hat = p / torch.linalg.vector_norm(p).clamp_min(torch.finfo(p.dtype).tiny)
+    return mean, ref, r, p_hat
+
+
+def rop(
+    benign: torch.Tensor,
+    prev_aggregate: torch.Tensor | None,
+    z: float = 1.0,
+    lam: float = 0.9,
+    *,
+    pi: float = 1.0,
+    angle: float = 90.0,
+    first_round: str = "mean",
+) -> torch.Tensor:
+    r"""Relocated Orthogonal Perturbation (ROP, Algorithm 3).
+
+    1. Reference (line 4): r = λ m̃_{t−1} + (1 − λ) m̄_t, with m̃_{t−1} := m̄_t at t = 1.
+    2. Orthogonal direction (lines 1, 5–6): p = 1 − Proj(1, r), p̂ = p/‖p‖, so ⟨p̂, r⟩ = 0.
+    3. Relocation (line 7): m_byz = m̃_{t−1} + z · p̂, so ‖m_byz − m̃_{t−1}‖ = z.
+
+    Parameters (paper symbols): ``z`` (z, perturbation norm, 1 in Section VI),
+    ``lam`` (λ, weight of m̃_{t−1} in the reference, 0.9).
+
+    Options that reproduce the authors' library (not the paper's defaults):
+    ``pi`` places the attack at π m̃_{t−1} + (1 − π) m̄_t (π = 1: relocation as in
+    the paper); ``angle`` rotates the unit direction in the plane of r̂ and p̂,
+    u = cos(angle)·r̂ + sin(angle)·p̂ (90° = p̂ as in the paper; the library's
+    270° is −p̂); ``first_round="zero"`` uses m̃_0 = 0 at t = 1 as the library does,
+    instead of Algorithm 3's m̃_0 := m̄_1.
+    """
+    mean, ref, r, p_hat = _rop_parts(benign, prev_aggregate, lam, first_round)
+    if angle == 90.0:
+        u = p_hat
+    else:
+        a = math.radians(angle)
+        r_hat = r / torch.linalg.vector_norm(r).clamp_min(torch.finfo(r.dtype).tiny)
+        u = math.cos(a) * r_hat + math.sin(a) * p_hat
+    centre = ref if pi == 1.0 else pi * ref + (1.0 - pi) * mean
+    return centre + z * u
+
+
+def rop_s(
+    benign: torch.Tensor,
+    prev_aggregate: torch.Tensor | None,
+    mask: torch.Tensor,
+    z: float = 1.0,
+    lam: float = 0.9,
+    scale: float | None = None,
+) -> torch.Tensor:
+    r"""Sparse ROP (ROP-S, Eq. 20): the ROP perturbation concentrated on a few layers.
+
+    With Δ_t = z p̂ the ROP perturbation (:func:`rop`) and ``mask`` ∈ {0,1}^d
+    marking the first and last layers, normalisation parameters and biases
+    (:func:`byzlab.models.sparse_mask`):
+
+    .. math:: m_{byz} = (1 - mask) ⊙ m̃_{t-1} + mask ⊙ \bigl(m̃_{t-1} + \tfrac{d}{\lVert mask\rVert_1} Δ_t\bigr)
+
+    i.e. m̃_{t−1} on the untargeted coordinates (Eq. 20's first term) and the
+    perturbation scaled by d/‖mask‖₁ on the targeted ones.  ``scale`` overrides
+    d/‖mask‖₁.
+    """
+    _, ref, _, p_hat = _rop_parts(benign, prev_aggregate, lam, "mean")
+    m = mask.to(benign.dtype)
+    s = (benign.shape[1] / m.sum().clamp_min(1.0)) if scale is None else scale
+    return ref + (s * z) * (m * p_hat)
+
+
+def _dev(benign: torch.Tensor, dev_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = benign.mean(0)
+    if dev_type == "unit_vec":
+        dev = -mean / torch.linalg.vector_norm(mean).clamp_min(torch.finfo(mean.dtype).tiny)
+    elif dev_type == "sign":
+        dev = -torch.sign(mean)
+    elif dev_type == "std":
+        dev = -benign.std(0, unbiased=True)
+    else:
+        raise ValueError(f"dev_type: must be 'unit_vec', 'std' or 'sign', got {dev_type!r}")
+    return mean, dev
+
+
+def _max_gamma(a: torch.Tensor, bvec: torch.Tensor, c: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    """Largest γ ≥ 0 with a_i + 2γ b_i + γ² c ≤ bound for all i (closed form, no search)."""
+    disc = (bvec * bvec - c * (a - bound)).clamp_min(0)
+    roots = (-bvec + disc.sqrt()) / c.clamp_min(torch.finfo(c.dtype).tiny)
+    return roots.min().clamp_min(0)
+
+
+def minmax(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
+    r"""AGR-agnostic Min-Max (Shejwalkar & Houmansadr, NDSS'21).
+
+    m_byz = m̄ + γ p with p the perturbation (``unit_vec``: −m̄/‖m̄‖, ``std``:
+    −σ̄, ``sign``: −sign(m̄)) and γ the largest value such that
+    max_i ‖m_byz − m_i‖ ≤ max_{i,j} ‖m_i − m_j‖.  The original searches γ by
+    bisection; each constraint is a quadratic in γ, so here γ is exact.
+    """
+    mean, p = _dev(benign, dev_type)
+    diff = mean - benign  # (k_b, d)
+    a = (diff * diff).sum(1)
+    bv = diff @ p
+    c = p @ p
+    g = benign @ benign.T
+    sq = g.diagonal()
+    bound = (sq[:, None] + sq[None, :] - 2 * g).max().clamp_min(0)
+    return mean + _max_gamma(a, bv, c, bound) * p
+
+
+def minsum(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
+    r"""AGR-agnostic Min-Sum (Shejwalkar & Houmansadr, NDSS'21).
+
+    As :func:`minmax` with the constraint Σ_i ‖m_byz − m_i‖² ≤ max_i Σ_j ‖m_i − m_j‖².
+    """
+    mean, p = _dev(benign, dev_type)
+    diff = mean - benign
+    n = benign.shape[0]
+    a = (diff * diff).sum()
+    bv = (diff @ p).sum()
+    c = n * (p @ p)
+    g = benign @ benign.T
+    sq = g.diagonal()
+    bound = (sq[:, None] + sq[None, :] - 2 * g).clamp_min(0).sum(1).max()
+    return mean + _max_gamma(a[None], bv[None], c, bound) * p
+
+
+def bit_flip(benign: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
+    """Bit flip: each Byzantine client negates its own honest gradient (Section VI).
+
+    The momentum of negated gradients is the negated honest momentum (Eq. 7 is
+    linear), so this returns −``byzantine`` row by row.
+    """
+    return -byzantine
+
+
+def label_flip(benign: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
+    """Label flip: each Byzantine client trains honestly on labels y → C − 1 − y (Section VI)."""
+    return byzantine
+
+
+# --------------------------------------------------------------------------- registration
+def _alie_default_z(z, k, k_m):  # z=None -> z_max(k, k_m) of Eq. 3
+    return alie_z_max(k, k_m) if z is None else z
+
+
+def _optional_number(name, v):
+    return None if v is None else non_negative(name, v)
+
+
+@register_attack("alie", checks={"z": _optional_number}, symbols={"z": "z^max"},
+                 description="A Little Is Enough: mean − z·std of the benign momenta (Eq. 4)")
+def _alie(benign, k, k_m, z: float | None = None):
+    return alie(benign, _alie_default_z(z, k, k_m))
+
+
+@register_attack("alie_alt", checks={"z": _optional_number}, symbols={"z": "z^max"},
+                 description="ALIE with the perturbation's sign alternating each round (Eq. 19)")
+def _alie_alt(benign, k, k_m, t, z: float | None = None):
+    return alie_alternating(benign, _alie_default_z(z, k, k_m), t)
+
+
+register_attack("ipm", defaults={"eps": 0.2}, checks={"eps": positive}, symbols={"eps": "ε"},
+                description="Inner Product Manipulation: −ε·mean of the benign momenta")(ipm)
+
+_ROP_CHECKS = {"z": non_negative, "lam": unit_interval, "pi": unit_interval,
+               "first_round": one_of("mean", "zero")}
+register_attack("rop", checks=_ROP_CHECKS, symbols={"z": "z", "lam": "λ", "pi": "π"},
+                description="Relocated Orthogonal Perturbation (Algorithm 3)")(rop)
+register_attack("rop_s", checks={"z": non_negative, "lam": unit_interval,
+                                 "scale": lambda n, v: None if v is None else positive(n, v)},
+                symbols={"z": "z", "lam": "λ"},
+                description="sparse ROP on first/last layers, norm parameters and biases (Eq. 20)")(rop_s)
+register_attack("minmax", checks={"dev_type": one_of("unit_vec", "std", "sign")},
+                description="AGR-agnostic Min-Max (Shejwalkar & Houmansadr 2021)")(minmax)
+register_attack("minsum", checks={"dev_type": one_of("unit_vec", "std", "sign")},
+                description="AGR-agnostic Min-Sum (Shejwalkar & Houmansadr 2021)")(minsum)
+register_attack("bit_flip", description="Byzantine clients negate their own honest gradients")(bit_flip)
+register_attack("label_flip", flip_labels=True,
+                description="Byzantine clients train on flipped labels y -> C-1-y")(label_flip)

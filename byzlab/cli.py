@@ -1,0 +1,197 @@
+"""Command line: ``byzlab run``, ``byzlab list`` (and ``sweep`` / ``figures`` from their modules).
+
+Bad input prints one line ``byzlab: error: <parameter>: <what is allowed>`` and exits
+with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from .registry import ConfigError
+
+#: modules that add their own sub-commands through ``add_parser(subparsers)``
+SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"byzlab: error: {message}\n")
+
+
+def parse_value(text: str) -> Any:
+    """``'0.5'`` → 0.5, ``'3'`` → 3, ``'true'`` → True, ``'none'`` → None, else the string."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _key_values(items: Sequence[str] | None, what: str) -> dict:
+    out: dict = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"{what}: expected NAME=VALUE, got {item!r}")
+        name, value = item.split("=", 1)
+        out[name.strip()] = parse_value(value)
+    return out
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The config options shared by ``run`` and ``sweep`` overrides."""
+    g = p.add_argument_group("run configuration (paper defaults, Section VI)")
+    g.add_argument("--dataset", default=None, help="mnist5k (default, embedded), digits, mnist, fmnist, cifar10, cifar100")
+    g.add_argument("--model", default=None, help="cnn, mlp, resnet20, resnet9 (default: the dataset's)")
+    g.add_argument("--norm", default=None, help="bn or gn for the ResNets")
+    g.add_argument("--partition", default=None, help="iid or dirichlet")
+    g.add_argument("--alpha", type=float, default=None, help="Dirichlet concentration α (1)")
+    g.add_argument("--k", type=int, default=None, help="clients k (25)")
+    g.add_argument("--k-m", dest="k_m", type=int, default=None, help="Byzantine clients k_m (5)")
+    g.add_argument("--b", "--batch-size", dest="b", type=int, default=None, help="batch size b (32)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (100)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate η (0.1)")
+    g.add_argument("--beta", type=float, default=None, help="worker momentum β in [0, 1) (0.9)")
+    g.add_argument("--aggregator", default=None, help="mean, cm, tm, rfa, cc, krum, multikrum, bulyan (cc)")
+    g.add_argument("--pre", action="append", default=None, metavar="NAME", help="pre-aggregator (bucketing, nnm); repeatable")
+    g.add_argument("--attack", default=None, help="none, rop, rop_s, alie, alie_alt, ipm, minmax, minsum, bit_flip, label_flip (rop)")
+    g.add_argument("--tau", type=float, default=None, help="CC radius τ")
+    g.add_argument("--z", type=float, default=None, help="ROP perturbation norm z / ALIE z")
+    g.add_argument("--lam", type=float, default=None, help="ROP λ")
+    g.add_argument("--eps", type=float, default=None, help="IPM ε")
+    g.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other aggregator/attack parameter; repeatable")
+    g.add_argument("--pre-param", action="append", metavar="PRE.NAME=VALUE", help="pre-aggregator parameter, e.g. bucketing.s=2")
+    g.add_argument("--agg-f", dest="agg_f", type=int, default=None, help="Byzantine clients the server assumes (k_m)")
+    g.add_argument("--eval-every", dest="eval_every", type=int, default=None, help="evaluate every N rounds (1 epoch)")
+    g.add_argument("--max-rounds", dest="max_rounds", type=int, default=None, help="stop after N rounds")
+    g.add_argument("--no-diagnostics", dest="diagnostics", action="store_false", default=None)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--device", default=None, help="auto, cpu, cuda")
+    g.add_argument("--engine", default=None, help="auto, loop, vmap")
+    g.add_argument("--precision", default=None, help="fp32, tf32, bf16")
+    g.add_argument("--data-root", dest="data_root", default=None, help="folder of torchvision datasets")
+    g.add_argument("--no-download", dest="download", action="store_false", default=None)
+    g.add_argument("--plugin", action="append", default=None, metavar="MODULE",
+                   help="import a module (or .py file) registering extra aggregators/attacks; repeatable")
+
+
+_FIELDS = ("dataset", "model", "norm", "partition", "alpha", "k", "k_m", "b", "epochs", "lr", "beta",
+           "aggregator", "attack", "agg_f", "eval_every", "max_rounds", "diagnostics", "seed", "device",
+           "engine", "precision", "data_root", "download")
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The config keywords given on the command line (plugins imported first)."""
+    from .registry import load_plugin
+
+    for plugin in getattr(args, "plugin", None) or ():
+        load_plugin(plugin)
+    kw = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    for knob in ("tau", "z", "lam", "eps"):
+        if getattr(args, knob, None) is not None:
+            kw[knob] = getattr(args, knob)
+    kw.update(_key_values(getattr(args, "param", None), "--param"))
+    if getattr(args, "pre", None):
+        kw["pre_aggregators"] = tuple(args.pre)
+    pre_params: dict = {}
+    for name, value in _key_values(getattr(args, "pre_param", None), "--pre-param").items():
+        if "." not in name:
+            raise ConfigError(f"--pre-param: expected PRE.NAME=VALUE, got {name!r}")
+        pre, pname = name.split(".", 1)
+        pre_params.setdefault(pre, {})[pname] = value
+    if pre_params:
+        kw["pre_aggregator_params"] = pre_params
+    return kw
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from .config import RunConfig
+    from .simulator import run
+
+    cfg = RunConfig.make(**config_overrides(args))
+    if args.out and os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
+        raise ConfigError(f"--out: {args.out} exists and is not empty; pass --overwrite or another folder")
+    ckpt = None
+    if args.out and args.checkpoint_every:
+        ckpt = os.path.join(os.path.dirname(os.path.abspath(args.out)), f".{os.path.basename(args.out)}.ckpt")
+    result = run(cfg, progress=not args.quiet, checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    if args.out:
+        result.save(args.out)
+    print(result.summary() + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .config import available
+
+    kinds = available()
+    if args.json:
+        print(json.dumps(kinds, indent=2))
+        return 0
+    for kind, entries in kinds.items():
+        print(f"{kind}:")
+        width = max(len(n) for n in entries)
+        for name, desc in entries.items():
+            print(f"  {name:<{width}}  {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="byzlab", description="Byzantine attacks and robust aggregation in federated learning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run Algorithm 1 once", description="Run Algorithm 1 once and print a one-line summary.")
+    add_run_options(p)
+    p.add_argument("--out", default=None, help="folder for config.json, history.csv, rounds.csv, meta.json")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="with --out: save the state every N rounds; rerunning resumes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("list", help="every dataset, model, aggregator and attack with its parameters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_list)
+
+    for modname in SUBCOMMAND_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError as e:
+            if e.name != modname:
+                raise
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as e:  # ConfigError and data errors: one line, no traceback
+        if os.environ.get("BYZLAB_DEBUG"):
+            raise
+        print(f"byzlab: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("byzlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""Run configuration: every knob of Algorithm 1 with the paper's defaults (Section VI), validated up front.
+
+Paper symbols: ``k`` (k, clients), ``k_m`` (k_m, Byzantine clients), ``b``
+(batch size), ``beta`` (β, worker momentum), ``lr`` (η), ``tau`` (τ, CC
+radius), ``z`` and ``lam`` (z, λ of ROP), ``eps`` (ε of IPM).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from . import aggregators as _aggregators  # noqa: F401  (registers the built-ins)
+from . import attacks as _attacks  # noqa: F401
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, lookup
+
+NO_ATTACK = "none"
+
+#: fields that do not change the numbers of a run (left out of its identity key)
+NON_IDENTITY_FIELDS = ("data_root", "download", "device", "progress_label")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One federated training run (Algorithm 1).
+
+    Attributes
+    ----------
+    dataset, model, norm
+        Data set (``byzlab list``), model (``None`` → the data set's default:
+        cnn for MNIST-like, resnet20 for CIFAR-10, resnet9 for CIFAR-100, mlp for
+        digits) and normalisation layer of the ResNets (``bn`` or ``gn``).
+    partition, alpha
+        ``iid`` or ``dirichlet`` with concentration α (Fig. 2; paper: α = 1).
+    k, k_m
+        Clients and Byzantine clients (paper: 25 and 5).  With ``attack="none"``
+        the run has no Byzantine clients (the paper's baseline, γ = 0).
+    b, epochs, lr, lr_decay, lr_decay_at, weight_decay
+        Batch size b = 32, 100 epochs of ⌊(N/k)/b⌋ rounds, η = 0.1 multiplied by
+        0.1 once 75 % of the epochs are done; weight decay (0 in the paper) is
+        added to each benign gradient.
+    beta
+        Worker momentum β ∈ [0, 1): m_{i,t} = (1 − β) g_{i,t} + β m_{i,t−1}.
+    aggregator, aggregator_params, pre_aggregators, pre_aggregator_params, agg_f
+        Server rule and its parameters (e.g. ``{"tau": 1.0}`` for ``cc``);
+        pre-aggregators applied in order (``bucketing``, ``nnm``) with
+        ``{name: {param: value}}``; ``agg_f`` the number of Byzantine clients the
+        server assumes (None → k_m).
+    attack, attack_params
+        Attack name (``none`` for the baseline) and its parameters (e.g.
+        ``{"z": 1.0, "lam": 0.9}`` for ``rop``).
+    eval_every, diagnostics
+        Evaluation cadence in rounds (None → once per epoch) and whether the
+        per-round diagnostics (Tables II–III, CC clip fraction, ‖m̃_t‖) are computed.
+    seed, device, engine, precision
+        Seed of everything random; ``auto``/``cpu``/``cuda``; how client gradients
+        are computed (``auto``: ``vmap`` on CUDA, ``loop`` on CPU); ``fp32``,
+        ``tf32`` or ``bf16`` (autocast of the forward pass, CUDA).
+    max_rounds
+        Stop after this many rounds (quick looks; None → all epochs).
+    data_root, download
+        Where torchvision data sets live and whether to download them.
+    """
+
+    dataset: str = "mnist5k"
+    model: str | None = None
+    norm: str = "bn"
+    partition: str = "iid"
+    alpha: float = 1.0
+    k: int = 25
+    k_m: int = 5
+    b: int = 32
+    epochs: int = 100
+    lr: float = 0.1
+    lr_decay: float = 0.1
+    lr_decay_at: float = 0.75
+    weight_decay: float = 0.0
+    beta: float = 0.9
+    aggregator: str = "cc"
+    aggregator_params: dict = field(default_factory=dict)
+    pre_aggregators: tuple = ()
+    pre_aggregator_params: dict = field(default_factory=dict)
+    agg_f: int | None = None
+    attack: str = "rop"
+    attack_params: dict = field(default_factory=dict)
+    eval_every: int | None = None
+    diagnostics: bool = True
+    seed: int = 0
+    device: str = "auto"
+    engine: str = "auto"
+    precision: str = "fp32"
+    max_rounds: int | None = None
+    data_root: str | None = None
+    download: bool = True
+    progress_label: str | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def make(cls, config: "RunConfig | dict | None" = None, **kw: Any) -> "RunConfig":
+        """Build a config from a config/dict plus keyword overrides.
+
+        Keywords that are not fields are routed to the rule that owns them:
+        ``tau=0.1`` → ``aggregator_params``, ``z=10, lam=0.5`` →
+        ``attack_params`` (for the chosen aggregator and attack).
+        """
+        base = config.to_dict() if isinstance(config, RunConfig) else dict(config or {})
+        # switching rule drops the previous rule's parameters unless new ones are given
+        for rule, params in (("aggregator", "aggregator_params"), ("attack", "attack_params"),
+                             ("pre_aggregators", "pre_aggregator_params")):
+            if rule in kw and params not in kw and _norm_rule(kw[rule]) != _norm_rule(base.get(rule)):
+                base.pop(params, None)
+        base.update(kw)
+        names = {f.name for f in fields(cls)}
+        extra = {key: base.pop(key) for key in list(base) if key not in names}
+        if extra:
+            agg = lookup("aggregator", base.get("aggregator", cls.aggregator))
+            att_name = base.get("attack", cls.attack)
+            att = lookup("attack", att_name) if att_name != NO_ATTACK else None
+            ap = dict(base.get("aggregator_params") or {})
+            tp = dict(base.get("attack_params") or {})
+            for key, v in extra.items():
+                if key in agg.params:
+                    ap[key] = v
+                elif att is not None and key in att.params:
+                    tp[key] = v
+                else:
+                    raise ConfigError(
+                        f"{key}: not a config field nor a parameter of aggregator {agg.name!r} "
+                        f"({', '.join(agg.params) or 'none'}) or attack {att_name!r} "
+                        f"({', '.join(att.params) if att else 'none'})")
+            base["aggregator_params"], base["attack_params"] = ap, tp
+        if "pre_aggregators" in base and isinstance(base["pre_aggregators"], (list, str)):
+            pa = base["pre_aggregators"]
+            base["pre_aggregators"] = tuple([pa] if isinstance(pa, str) else pa)
+        return cls(**base).validated()
+
+    def replace(self, **kw: Any) -> "RunConfig":
+        return RunConfig.make(self, **kw)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["pre_aggregators"] = list(self.pre_aggregators)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, *, strict: bool = True) -> "RunConfig":
+        """Rebuild a config from :meth:`to_dict`.  ``strict=False`` accepts a stored, already
+        resolved config whose rules are not registered in this process (e.g. a plugin's)."""
+        try:
+            return cls.make(d)
+        except ConfigError:
+            if strict:
+                raise
+            d = dict(d)
+            d["pre_aggregators"] = tuple(d.get("pre_aggregators") or ())
+            return cls(**d)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def n_byzantine(self) -> int:
+        """Byzantine clients actually present (0 for the ``none`` baseline)."""
+        return 0 if self.attack == NO_ATTACK else self.k_m
+
+    @property
+    def f(self) -> int:
+        """Byzantine clients the server guards against (``agg_f`` or the actual count)."""
+        return self.n_byzantine if self.agg_f is None else self.agg_f
+
+    def identity(self) -> dict:
+        """The resolved config minus fields that do not change the numbers."""
+        d = self.to_dict()
+        for name in NON_IDENTITY_FIELDS:
+            d.pop(name, None)
+        return d
+
+    def key(self) -> str:
+        """Stable 16-hex id of the run, derived from its full resolved config."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        """Short human label, e.g. ``rop(z=1,lam=0.9) vs cc(tau=1) β=0.9``."""
+        def fmt(params: dict) -> str:
+            return ",".join(f"{k}={_short(v)}" for k, v in params.items() if v is not None)
+        att = self.attack if not self.attack_params else f"{self.attack}({fmt(self.attack_params)})"
+        agg = self.aggregator if not self.aggregator_params else f"{self.aggregator}({fmt(self.aggregator_params)})"
+        pre = "".join(f"{p}+" for p in self.pre_aggregators)
+        return f"{att} vs {pre}{agg} β={_short(self.beta)}"
+
+    # ------------------------------------------------------------------ validation
+    def validated(self) -> "RunConfig":
+        """Check every field; return the config with defaults resolved.  Raises ConfigError (one line)."""
+        from .data import DATASETS
+        from .models import MODELS
+
+        _choice("dataset", self.dataset, DATASETS)
+        if self.model is not None:
+            _choice("model", self.model, MODELS)
+        _choice("norm", self.norm, ("bn", "gn"))
+        _choice("partition", self.partition, ("iid", "dirichlet"))
+        _num("alpha", self.alpha, lo=0, lo_open=True)
+        _int("k", self.k, lo=1)
+        _int("k_m", self.k_m, lo=0)
+        if not self.k_m < self.k:
+            raise ConfigError(f"k_m: must satisfy 0 <= k_m < k (k={self.k}), got {self.k_m}")
+        _int("b", self.b, lo=1)
+        _int("epochs", self.epochs, lo=1)
+        _num("lr", self.lr, lo=0, lo_open=True)
+        _num("lr_decay", self.lr_decay, lo=0, hi=1, lo_open=True)
+        _num("lr_decay_at", self.lr_decay_at, lo=0, hi=1)
+        _num("weight_decay", self.weight_decay, lo=0)
+        _num("beta", self.beta, lo=0, hi=1, hi_open=True)
+        if self.agg_f is not None:
+            _int("agg_f", self.agg_f, lo=0)
+        if self.eval_every is not None:
+            _int("eval_every", self.eval_every, lo=1)
+        if self.max_rounds is not None:
+            _int("max_rounds", self.max_rounds, lo=1)
+        _int("seed", self.seed, lo=0)
+        if not isinstance(self.diagnostics, bool):
+            raise ConfigError(f"diagnostics: must be true or false, got {self.diagnostics!r}")
+        if not isinstance(self.download, bool):
+            raise ConfigError(f"download: must be true or false, got {self.download!r}")
+        _choice("engine", self.engine, ("auto", "loop", "vmap"))
+        _choice("precision", self.precision, ("fp32", "tf32", "bf16"))
+        _check_device(self.device)
+
+        # rules and their parameters
+        agg = lookup("aggregator", self.aggregator)
+        agg_params = agg.resolve(self.aggregator_params)
+        for name in self.pre_aggregators:
+            lookup("pre_aggregator", name)
+        unknown_pre = sorted(set(self.pre_aggregator_params) - set(self.pre_aggregators))
+        if unknown_pre:
+            raise ConfigError(f"pre_aggregator_params: {unknown_pre[0]!r} is not in pre_aggregators "
+                              f"({', '.join(self.pre_aggregators) or 'none'})")
+        pre_params = {n: PRE_AGGREGATORS[n].resolve(self.pre_aggregator_params.get(n)) for n in self.pre_aggregators}
+        if self.attack == NO_ATTACK:
+            if self.attack_params:
+                raise ConfigError("attack_params: attack 'none' takes no parameters")
+            att_params: dict = {}
+        else:
+            att_params = lookup("attack", self.attack).resolve(self.attack_params)
+
+        # what the aggregator can tolerate, given the number of vectors it receives
+        n_inputs = self.k
+        for name in self.pre_aggregators:
+            if name == "bucketing":
+                n_inputs = -(-n_inputs // pre_params[name]["s"])
+        f = self.n_byzantine if self.agg_f is None else self.agg_f
+        if f >= self.k:
+            raise ConfigError(f"agg_f: must be < k (k={self.k}), got {f}")
+        if agg.requires is not None:
+            msg = agg.requires(n_inputs, f)
+            if msg:
+                raise ConfigError(msg)
+        if "nnm" in self.pre_aggregators and f >= self.k:
+            raise ConfigError(f"k_m: pre-aggregator 'nnm' needs k > k_m (k={self.k}, k_m={f})")
+
+        return dataclasses.replace(
+            self,
+            aggregator_params=agg_params,
+            attack_params=att_params,
+            pre_aggregators=tuple(self.pre_aggregators),
+            pre_aggregator_params=pre_params,
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _norm_rule(v: Any) -> Any:
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _choice(name: str, value: Any, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{name}: unknown {value!r}; choose one of: {', '.join(sorted(valid))}")
+
+
+def _int(name: str, value: Any, lo: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
+        raise ConfigError(f"{name}: must be an integer >= {lo}, got {value!r}")
+
+
+def _num(name, value, lo=None, hi=None, lo_open=False, hi_open=False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if not ok:
+        lb = "(" if lo_open else "["
+        rb = ")" if hi_open else "]"
+        rng = f"{lb}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{rb}"
+        raise ConfigError(f"{name}: must be in {rng}, got {value!r}")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device in ("auto", "cpu"):
+        return
+    if isinstance(device, str) and device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {device!r} asked for but CUDA is not available here; use 'auto' or 'cpu'")
+        return
+    raise ConfigError(f"device: must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def available() -> dict[str, dict[str, str]]:
+    """Everything `byzlab list` shows: name -> description (with parameters) per kind."""
+    from .data import DATASETS
+    from .models import MODELS
+
+    return {
+        "datasets": dict(DATASETS),
+        "models": dict(MODELS),
+        "partitions": {"iid": "equal random shards", "dirichlet": "per-class Dirichlet(alpha) proportions (Fig. 2)"},
+        "aggregators": {n: f"{r.describe()} — {r.description}" for n, r in sorted(AGGREGATORS.items())},
+        "pre_aggregators": {n: f"{r.describe()} — {r.description}" for n, r in sorted(PRE_AGGREGATORS.items())},
+        "attacks": {NO_ATTACK: "no Byzantine clients (baseline, k_m = 0)",
+                    **{n: f"{r.describe()} — {r.description}" for n, r in sorted(ATTACKS.items())}},
+    }

@@ -1,0 +1,142 @@
+"""Run results: the config plus tidy pandas tables, saved atomically to a folder."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .config import RunConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .simulator import Simulation
+
+#: per-round diagnostics, in this order (means over the evaluation interval in ``history``)
+DIAGNOSTIC_COLUMNS = (
+    "cos_delta",  # Table II: cos(Δ_t, Δ_{t-1}), Δ_t = m_byz - m̄_t
+    "cos_ref_benign",  # Table III: mean cos(m̃_{t-1}, m_i) over benign clients
+    "cos_ref_byz",  # Table III: mean cos(m̃_{t-1}, m_i) over Byzantine clients
+    "clip_fraction",  # CC: fraction of clients with ‖m_i - m̃_{t-1}‖ > τ
+    "agg_norm",  # ‖m̃_t‖
+)
+
+HISTORY_COLUMNS = ("round", "epoch", "lr", "test_accuracy", "train_loss", *DIAGNOSTIC_COLUMNS, "diverged", "wall_time")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    """What a run produced.
+
+    ``history``: one row per evaluation — round, epoch, lr, test_accuracy (%),
+    train_loss (mean benign mini-batch loss since the previous evaluation), the
+    diagnostics averaged over those rounds, diverged, wall_time (s of training).
+    ``rounds``: one row per round — train_loss and the diagnostics.
+    """
+
+    config: RunConfig
+    history: pd.DataFrame
+    rounds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def final_accuracy(self) -> float:
+        """Test accuracy (%) at the last evaluation (chance level for a diverged run)."""
+        return float(self.history["test_accuracy"].iloc[-1]) if len(self.history) else float("nan")
+
+    @property
+    def diverged(self) -> bool:
+        return bool(len(self.history) and self.history["diverged"].iloc[-1])
+
+    @property
+    def key(self) -> str:
+        return self.config.key()
+
+    def summary(self) -> str:
+        h = self.history
+        last = h.iloc[-1] if len(h) else None
+        if last is None:
+            return f"{self.config.label()}: no evaluation"
+        state = "DIVERGED, " if self.diverged else ""
+        return (f"{self.config.label()} on {self.config.dataset}/{self.config.partition}: {state}"
+                f"test accuracy {last['test_accuracy']:.2f}% after {int(last['round'])} rounds "
+                f"(epoch {last['epoch']:.0f}), train loss {last['train_loss']:.4f}, "
+                f"{self.meta.get('seconds_per_round', float('nan')) * 1e3:.1f} ms/round on {self.meta.get('device', '?')}")
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_simulation(cls, sim: "Simulation") -> "RunResult":
+        import torch
+
+        n = sim.t
+        rounds = pd.DataFrame(
+            torch.cat([sim.round_loss[:n, None], sim.round_diag[:n]], dim=1).cpu().numpy(),
+            columns=["train_loss", *DIAGNOSTIC_COLUMNS],
+        )
+        rounds.insert(0, "round", range(1, n + 1))
+        history = pd.DataFrame(sim.history, columns=list(HISTORY_COLUMNS))
+        meta = {
+            "format": FORMAT_VERSION,
+            "device": str(sim.device),
+            "engine": sim.engine_name,
+            "d": sim.d,
+            "rounds_per_epoch": sim.rounds_per_epoch,
+            "total_rounds": sim.total_rounds,
+            "seconds_per_round": (sim._elapsed / n) if n else float("nan"),
+            "key": sim.config.key(),
+        }
+        return cls(config=sim.config, history=history, rounds=rounds, meta=meta)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``config.json``, ``history.csv``, ``rounds.csv``, ``meta.json`` into ``folder``.
+
+        Written into a temporary sibling folder first and renamed into place, so an
+        interrupted save never leaves a half-written result behind.
+        """
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True))
+            self.history.to_csv(tmp / "history.csv", index=False)
+            self.rounds.to_csv(tmp / "rounds.csv", index=False)
+            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.old{os.getpid()}")
+                folder.rename(old)
+                tmp.rename(folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "RunResult":
+        """Read a folder written by :meth:`save` (ValueError if it is incomplete or unreadable)."""
+        folder = Path(folder)
+        try:
+            config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()), strict=False)
+            meta = json.loads((folder / "meta.json").read_text())
+            history = pd.read_csv(folder / "history.csv")
+            rounds = pd.read_csv(folder / "rounds.csv")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"result: cannot read {folder}: {e}") from None
+        missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+        if missing:
+            raise ValueError(f"result: {folder}/history.csv lacks columns {missing}")
+        history["diverged"] = history["diverged"].astype(bool)
+        return cls(config=config, history=history, rounds=rounds, meta=meta)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """Alias of :attr:`history`."""
+        return self.history

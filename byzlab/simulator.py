@@ -1,0 +1,490 @@
+r"""The federated simulator: Algorithm 1 of the paper, one round at a time.
+
+Read :meth:`Simulation.step` top to bottom: it *is* Algorithm 1.
+
+Layout of the per-round state (all on one device, no host synchronisation
+inside a round; the host only reads numbers at evaluation time):
+
+* ``theta`` — the server model θ as one flat ``(d,)`` tensor.  The model's
+  parameters are views into it, so θ_t = θ_{t−1} − η m̃_t (line 14) is one
+  in-place vector operation.
+* ``X`` — the ``(k, d)`` matrix the server aggregates.  Rows ``[0, k_b)`` *are*
+  the benign clients' momenta m_{i,t} (updated in place, line 9); rows
+  ``[k_b, k)`` receive the Byzantine vectors (line 11).
+* ``byz_momenta`` — the Byzantine clients' own honest momenta, kept only for
+  attacks that use them (``label_flip``, ``bit_flip``, user attacks taking
+  ``byzantine``).
+
+Client gradients (line 7) for all clients at once, by one of two engines that
+give the same numbers:
+
+* ``loop`` (CPU default): one model, a Python loop over clients; each
+  backward writes straight into its row of a preallocated ``(n, d)`` gradient
+  matrix (``param.grad`` are views into it).  On CPU this costs the same as one
+  forward+backward of all k·b samples.
+* ``vmap`` (CUDA default): ``torch.func.vmap(grad(functional_call))`` over the
+  client dimension — one batched call for all clients, which is what fills a GPU.
+
+BatchNorm.  Every client computes its gradient in train mode, i.e. with the
+batch statistics of its own b samples (as a per-client model copy would).
+Running statistics are not part of the aggregated vector.  Each client's
+running statistics would follow r_{i,t} = (1−μ) r_{i,t−1} + μ s_{i,t} from the
+common server value; the server keeps the average over the *benign* clients,
+which (the update being linear) is r̄_t = (1−μ) r̄_{t−1} + μ · mean_i s_{i,t}.
+Byzantine clients cannot poison the statistics; evaluation uses them in eval
+mode.  (The authors' library instead evaluates in train mode with test-batch
+statistics.)
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .config import NO_ATTACK, RunConfig, resolve_device
+from .data import Dataset, augment_batch, load_dataset, partition
+from .models import build_model, sparse_mask
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, Rule
+from .results import DIAGNOSTIC_COLUMNS, RunResult
+
+_BN_MOMENTUM_TYPES = (torch.nn.modules.batchnorm._BatchNorm,)
+
+
+# --------------------------------------------------------------------------- engines
+class _LoopEngine:
+    """Per-client forward/backward in a loop, gradients written into rows of one matrix."""
+
+    def __init__(self, model, n: int, d: int, device, autocast):
+        self.model = model
+        self.params = list(model.parameters())
+        self.grads = torch.zeros(n, d, device=device)
+        self.views = []
+        for i in range(n):
+            row, off, vs = self.grads[i], 0, []
+            for p in self.params:
+                vs.append(row[off: off + p.numel()].view_as(p))
+                off += p.numel()
+            self.views.append(vs)
+        self.buffers = [b for b in model.buffers() if b.is_floating_point()]
+        self.counters = [b for b in model.buffers() if not b.is_floating_point()]
+        self.autocast = autocast
+
+    def __call__(self, x, y, n: int, n_benign: int):
+        b = x.shape[0] // n
+        self.grads.zero_()
+        losses = []
+        snapshot = [buf.clone() for buf in self.buffers]
+        counts = [c.clone() for c in self.counters]
+        acc = [torch.zeros_like(buf) for buf in self.buffers]
+        for i in range(n):
+            for p, v in zip(self.params, self.views[i]):
+                p.grad = v
+            for buf, s in zip(self.buffers, snapshot):
+                buf.copy_(s)
+            with self.autocast():
+                loss = F.cross_entropy(self.model(x[i * b: (i + 1) * b]), y[i * b: (i + 1) * b])
+            loss.backward()
+            losses.append(loss.detach())
+            if i < n_benign:
+                for a, buf in zip(acc, self.buffers):
+                    a.add_(buf)
+        for buf, a in zip(self.buffers, acc):
+            buf.copy_(a / n_benign)
+        for c, s in zip(self.counters, counts):
+            c.copy_(s + 1)
+        for p in self.params:
+            p.grad = None
+        return self.grads[:n], torch.stack(losses).float()
+
+
+class _VmapEngine:
+    """All clients in one ``torch.func.vmap(grad(...))`` call (per-client BatchNorm statistics)."""
+
+    def __init__(self, model, autocast):
+        from torch.func import functional_call, grad, vmap
+
+        self.model = model
+        self.names = [name for name, _ in model.named_parameters()]
+        self.params = dict(model.named_parameters())
+        self.buffers = dict(model.named_buffers())
+        self.autocast = autocast
+
+        def loss_fn(params, buffers, x, y):
+            with self.autocast():
+                out = functional_call(model, (params, buffers), (x,))
+            loss = F.cross_entropy(out.float(), y)
+            return loss, loss
+
+        self.fn = vmap(grad(loss_fn, has_aux=True), in_dims=(None, 0, 0, 0))
+
+    def __call__(self, x, y, n: int, n_benign: int):
+        params = {k: v.detach() for k, v in self.params.items()}
+        bufs = {k: v.unsqueeze(0).repeat(n, *([1] * v.dim())) for k, v in self.buffers.items()}
+        xs = x.view(n, x.shape[0] // n, *x.shape[1:])
+        ys = y.view(n, -1)
+        g, losses = self.fn(params, bufs, xs, ys)
+        for k, v in self.buffers.items():  # server statistics: mean over the benign clients
+            v.copy_(bufs[k][:n_benign].mean(0) if v.is_floating_point() else bufs[k][0])
+        return torch.cat([g[name].reshape(n, -1) for name in self.names], dim=1), losses
+
+
+# --------------------------------------------------------------------------- simulation
+class Simulation:
+    """State of one run of Algorithm 1; :meth:`step` performs one communication round."""
+
+    def __init__(self, config: RunConfig | dict | None = None, *, dataset: Dataset | None = None, **overrides):
+        cfg = RunConfig.make(config, **overrides)
+        self.config = cfg
+        self.device = resolve_device(cfg.device)
+        data = dataset if dataset is not None else load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download)
+        self.data = data.to(self.device)
+        self.num_classes = data.num_classes
+
+        # model, with its parameters as views into the flat vector θ
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.model or data.default_model, data.num_classes, data.input_shape, norm=cfg.norm)
+        self.model = model.to(self.device).train()
+        self.theta = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
+        off = 0
+        for p in self.model.parameters():
+            p.data = self.theta[off: off + p.numel()].view_as(p)
+            off += p.numel()
+        self.d = self.theta.numel()
+
+        # clients: benign are 0..k_b-1, Byzantine k_b..k-1
+        self.k, self.k_m = cfg.k, cfg.n_byzantine
+        self.k_b = self.k - self.k_m
+        self.attack: Rule | None = ATTACKS[cfg.attack] if cfg.attack != NO_ATTACK else None
+        self.aggregator: Rule = AGGREGATORS[cfg.aggregator]
+        self.pre: list[Rule] = [PRE_AGGREGATORS[n] for n in cfg.pre_aggregators]
+        byz_data = self.attack is not None and self.attack.needs_byzantine_data
+        self.n_compute = self.k if byz_data else self.k_b
+
+        parts = partition(data.y_train.cpu().numpy(), self.k, cfg.partition, alpha=cfg.alpha, seed=cfg.seed)
+        self.shard_sizes = torch.tensor([len(p) for p in parts[: self.n_compute]], device=self.device)
+        max_n = int(self.shard_sizes.max())
+        shards = torch.zeros(self.n_compute, max_n, dtype=torch.long)
+        for i, p in enumerate(parts[: self.n_compute]):
+            shards[i, : len(p)] = torch.as_tensor(p)
+        self.shards = shards.to(self.device)
+        self.partition = parts
+        n_train = data.y_train.shape[0]
+        self.rounds_per_epoch = max(1, (n_train // self.k) // cfg.b)
+        self.total_rounds = cfg.epochs * self.rounds_per_epoch
+        if cfg.max_rounds is not None:
+            self.total_rounds = min(self.total_rounds, cfg.max_rounds)
+        self.eval_every = cfg.eval_every or self.rounds_per_epoch
+
+        # state of Algorithm 1
+        self.X = torch.zeros(self.k, self.d, device=self.device)
+        self.byz_momenta = torch.zeros(self.k - self.k_b if byz_data else 0, self.d, device=self.device)
+        self.prev_aggregate: torch.Tensor | None = None  # m̃_{t-1}
+        self.prev_delta: torch.Tensor | None = None  # Δ_{t-1} (Table II)
+        self.t = 0
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.mask = sparse_mask(self.model).to(self.device) if (self.attack and "mask" in self.attack.context) else None
+        self._perm: torch.Tensor | None = None
+
+        # engine
+        engine = cfg.engine if cfg.engine != "auto" else ("vmap" if self.device.type == "cuda" else "loop")
+        autocast = self._autocast_factory(cfg.precision)
+        self.engine_name = engine
+        self.engine = (_VmapEngine(self.model, autocast) if engine == "vmap"
+                       else _LoopEngine(self.model, self.n_compute, self.d, self.device, autocast))
+
+        # per-round records, kept on the device until an evaluation reads them
+        self.round_loss = torch.full((self.total_rounds,), float("nan"), device=self.device)
+        self.round_diag = torch.full((self.total_rounds, len(DIAGNOSTIC_COLUMNS)), float("nan"), device=self.device)
+        self.history: list[dict] = []
+        self.diverged = False
+        self._last_eval_t = 0
+        self._elapsed = 0.0
+        self._flip_mask = None
+        if self.attack is not None and self.attack.flip_labels:
+            flip = torch.zeros(self.n_compute, cfg.b, dtype=torch.bool, device=self.device)
+            flip[self.k_b:] = True
+            self._flip_mask = flip.view(-1)
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast_factory(self, precision: str) -> Callable:
+        import contextlib
+
+        if precision == "tf32":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if precision == "bf16":
+            dev = self.device.type
+            return lambda: torch.autocast(device_type=dev, dtype=torch.bfloat16)
+        return contextlib.nullcontext
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.total_rounds or self.diverged
+
+    @property
+    def epoch(self) -> float:
+        return self.t / self.rounds_per_epoch
+
+    def lr_at(self, t: int) -> float:
+        """η_t: ``lr`` decayed by ``lr_decay`` from epoch ⌊lr_decay_at · epochs⌋ on (paper: ×0.1 at 75)."""
+        cfg = self.config
+        epoch = (t - 1) // self.rounds_per_epoch
+        return cfg.lr * (cfg.lr_decay if epoch >= math.floor(cfg.lr_decay_at * cfg.epochs) else 1.0)
+
+    def _sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each computing client draws b samples of its own shard (reshuffled every epoch)."""
+        b, r = self.config.b, (t - 1) % self.rounds_per_epoch
+        if r == 0 or self._perm is None:
+            keys = torch.rand(self.shards.shape, generator=self.generator, device=self.device)
+            pad = torch.arange(self.shards.shape[1], device=self.device)[None, :] >= self.shard_sizes[:, None]
+            self._perm = keys.masked_fill(pad, 2.0).argsort(dim=1)
+        pos = (r * b + torch.arange(b, device=self.device))[None, :] % self.shard_sizes[:, None]
+        idx = self.shards.gather(1, self._perm.gather(1, pos)).reshape(-1)
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        if self.data.augment:
+            x = augment_batch(x, self.generator, fill=self.data.pad_value)
+        if self._flip_mask is not None:
+            y = torch.where(self._flip_mask, self.num_classes - 1 - y, y)
+        return x, y
+
+    def _call(self, rule: Rule, first: torch.Tensor, params: dict, t: int, lr: float) -> torch.Tensor:
+        ctx = {
+            "f": self.config.f, "b": self.config.f, "k_m": self.k_m, "k": self.k, "t": t, "lr": lr,
+            "prev_aggregate": self.prev_aggregate, "generator": self.generator, "mask": self.mask,
+            "center": self.prev_aggregate, "byzantine": self.byz_momenta,
+        }
+        return rule.fn(first, **{name: ctx[name] for name in rule.context}, **params)
+
+    # ------------------------------------------------------------------ Algorithm 1
+    def step(self) -> None:
+        """One communication round t of Algorithm 1."""
+        cfg, t = self.config, self.t + 1
+        lr = self.lr_at(t)
+
+        # Client side, lines 3-7: every benign client (and, for data attacks, every
+        # Byzantine client on its own data) computes g_{i,t} at θ_{t-1} on b samples.
+        x, y = self._sample(t)
+        grads, losses = self.engine(x, y, self.n_compute, self.k_b)
+        if cfg.weight_decay:
+            grads.add_(self.theta, alpha=cfg.weight_decay)
+
+        # Line 9: worker momentum m_{i,t} = (1 - β) g_{i,t} + β m_{i,t-1}  (Eq. 7).
+        benign = self.X[: self.k_b]
+        benign.mul_(cfg.beta).add_(grads[: self.k_b], alpha=1 - cfg.beta)
+        if self.byz_momenta.shape[0]:
+            self.byz_momenta.mul_(cfg.beta).add_(grads[self.k_b:], alpha=1 - cfg.beta)
+
+        # Line 11: Byzantine clients send Attack(H_t).
+        if self.attack is not None:
+            self.X[self.k_b:] = self._call(self.attack, benign, cfg.attack_params, t, lr)
+
+        # Lines 12-13: m̃_t = AGG(m_{1,t}, ..., m_{k,t})  (after optional pre-aggregation).
+        inputs = self.X
+        for rule in self.pre:
+            inputs = self._call(rule, inputs, cfg.pre_aggregator_params[rule.name], t, lr)
+        aggregate = self._call(self.aggregator, inputs, cfg.aggregator_params, t, lr)
+
+        # Diagnostics (optional, on the device): Tables II-III, CC clip fraction, ‖m̃_t‖.
+        self.round_loss[t - 1] = losses[: self.k_b].mean()
+        if cfg.diagnostics:
+            self.round_diag[t - 1] = self._diagnostics(benign, aggregate)
+
+        # Line 14: θ_t = θ_{t-1} - η m̃_t  (line 15, the broadcast, is implicit: all clients read θ).
+        self.theta.sub_(aggregate, alpha=lr)
+        self.prev_aggregate = aggregate
+        self.t = t
+
+    def _diagnostics(self, benign: torch.Tensor, aggregate: torch.Tensor) -> torch.Tensor:
+        nan = torch.tensor(float("nan"), device=self.device)
+        ref = self.prev_aggregate
+        cos_delta = cos_benign = cos_byz = clip = nan
+        if self.k_m:
+            delta = self.X[self.k_b] - benign.mean(0)  # Δ_t = m_byz - m̄_t
+            if self.prev_delta is not None:
+                cos_delta = F.cosine_similarity(delta, self.prev_delta, dim=0, eps=1e-12)
+            self.prev_delta = delta
+        if ref is not None:
+            cos_all = F.cosine_similarity(self.X, ref[None, :], dim=1, eps=1e-12)
+            cos_benign = cos_all[: self.k_b].mean()
+            if self.k_m:
+                cos_byz = cos_all[self.k_b:].mean()
+        if self.aggregator.name == "cc" and not self.pre:
+            centre = ref if ref is not None else torch.zeros_like(aggregate)
+            dist = torch.linalg.vector_norm(self.X - centre, dim=1)
+            clip = (dist > self.config.aggregator_params["tau"]).float().mean()
+        return torch.stack([cos_delta, cos_benign, cos_byz, clip, torch.linalg.vector_norm(aggregate)])
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Test accuracy (%) of the server model θ_t in eval mode (server BatchNorm statistics)."""
+        self.model.eval()
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        xs, ys = self.data.x_test, self.data.y_test
+        for i in range(0, xs.shape[0], 2000):
+            correct += (self.model(xs[i: i + 2000]).argmax(1) == ys[i: i + 2000]).sum()
+        self.model.train()
+        return 100.0 * correct.item() / xs.shape[0]
+
+    def record(self) -> dict:
+        """Evaluate and append one row (round, epoch, test accuracy, train loss, diagnostics) to the history."""
+        lo, hi = self._last_eval_t, self.t
+        loss = torch.nanmean(self.round_loss[lo:hi]).item() if hi > lo else float("nan")
+        finite = bool(torch.isfinite(self.theta).all().item()) and math.isfinite(loss)
+        if finite:
+            acc = self.evaluate()
+        else:  # diverged: the paper reports chance level
+            self.diverged = True
+            acc = 100.0 / self.num_classes
+        diag = torch.nanmean(self.round_diag[lo:hi], dim=0).tolist() if hi > lo else [float("nan")] * 5
+        row = {"round": self.t, "epoch": self.epoch, "lr": self.lr_at(max(self.t, 1)),
+               "test_accuracy": acc, "train_loss": loss if finite else float("nan"),
+               **dict(zip(DIAGNOSTIC_COLUMNS, diag)), "diverged": self.diverged,
+               "wall_time": self._elapsed}
+        self.history.append(row)
+        self._last_eval_t = hi
+        return row
+
+    # ------------------------------------------------------------------ driving
+    def advance(self, rounds: int | None = None, callback: Callable[[dict], Any] | None = None) -> None:
+        """Run ``rounds`` more rounds (None → to the end), evaluating at the configured cadence."""
+        end = self.total_rounds if rounds is None else min(self.total_rounds, self.t + rounds)
+        while self.t < end and not self.diverged:
+            t0 = time.perf_counter()
+            self.step()
+            self._elapsed += time.perf_counter() - t0
+            if self.t % self.eval_every == 0 or self.t == self.total_rounds:
+                row = self.record()
+                if callback is not None:
+                    callback(row)
+
+    def result(self) -> RunResult:
+        return RunResult.from_simulation(self)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to continue the run bit for bit (also used to fork runs)."""
+        return {
+            "identity": self.config.identity(),
+            "t": self.t,
+            "theta": self.theta.clone(),
+            "X": self.X.clone(),
+            "byz_momenta": self.byz_momenta.clone(),
+            "prev_aggregate": None if self.prev_aggregate is None else self.prev_aggregate.clone(),
+            "prev_delta": None if self.prev_delta is None else self.prev_delta.clone(),
+            "buffers": {n: b.clone() for n, b in self.model.named_buffers()},
+            "generator": self.generator.get_state(),
+            "perm": None if self._perm is None else self._perm.clone(),
+            "round_loss": self.round_loss.clone(),
+            "round_diag": self.round_diag.clone(),
+            "history": [dict(r) for r in self.history],
+            "diverged": self.diverged,
+            "last_eval_t": self._last_eval_t,
+            "elapsed": self._elapsed,
+        }
+
+    def load_state_dict(self, state: dict, *, strict_config: bool = True) -> None:
+        if strict_config and state["identity"] != self.config.identity():
+            raise ValueError("checkpoint: it was written by a run with a different config")
+        dev = self.device
+        self.t = state["t"]
+        self.theta.copy_(state["theta"].to(dev))
+        self.X.copy_(state["X"].to(dev))
+        if self.byz_momenta.shape == state["byz_momenta"].shape:
+            self.byz_momenta.copy_(state["byz_momenta"].to(dev))
+        self.prev_aggregate = None if state["prev_aggregate"] is None else state["prev_aggregate"].to(dev)
+        self.prev_delta = None if state["prev_delta"] is None else state["prev_delta"].to(dev)
+        bufs = dict(self.model.named_buffers())
+        for n, b in state["buffers"].items():
+            bufs[n].copy_(b.to(dev))
+        self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"])
+        self._perm = None if state["perm"] is None else state["perm"].to(dev)
+        n = min(self.total_rounds, state["round_loss"].shape[0])
+        self.round_loss[:n] = state["round_loss"][:n].to(dev)
+        self.round_diag[:n] = state["round_diag"][:n].to(dev)
+        self.history = [dict(r) for r in state["history"]]
+        self.diverged = state["diverged"]
+        self._last_eval_t = state["last_eval_t"]
+        self._elapsed = state["elapsed"]
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write the state atomically (temporary file + rename)."""
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+
+    def fork(self, **changes: Any) -> "Simulation":
+        """A new simulation continuing from this one's state with some knobs changed.
+
+        Changes that keep the set of clients (e.g. ``z``, ``lam``, ``tau``, ``beta``,
+        another omniscient attack or aggregator) continue from the current round;
+        changes to the data, model or number of Byzantine clients raise ValueError.
+        """
+        cfg = self.config.replace(**changes)
+        same = ("dataset", "model", "norm", "partition", "alpha", "k", "b", "seed", "epochs", "max_rounds")
+        if any(getattr(cfg, f) != getattr(self.config, f) for f in same) or cfg.n_byzantine != self.k_m:
+            raise ValueError("fork: only rule parameters, beta and lr settings can change mid-run")
+        child = Simulation(cfg, dataset=self.data)
+        child.load_state_dict(self.state_dict(), strict_config=False)
+        return child
+
+
+def run(
+    config: RunConfig | dict | None = None,
+    *,
+    dataset: Dataset | None = None,
+    progress: bool = False,
+    callback: Callable[[dict], Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    **overrides: Any,
+) -> RunResult:
+    """Run Algorithm 1 to the end and return its :class:`~byzlab.results.RunResult`.
+
+    ``byzlab.run(attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=30)``.
+    Keyword overrides are config fields or parameters of the chosen rules.
+    With ``checkpoint`` (a file path) the state is saved every
+    ``checkpoint_every`` rounds and a later call with the same config resumes
+    from it; the file is removed once the run is complete.
+    """
+    sim = Simulation(config, dataset=dataset, **overrides)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        try:
+            sim.load_checkpoint(checkpoint)
+        except Exception:  # unreadable, or from another config: start afresh
+            pass
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sim.total_rounds, initial=sim.t, unit="round",
+                   desc=sim.config.progress_label or sim.config.label(), leave=False)
+
+    def on_eval(row: dict) -> None:
+        if bar is not None:
+            bar.update(sim.t - bar.n)
+            bar.set_postfix(acc=f"{row['test_accuracy']:.2f}", loss=f"{row['train_loss']:.3f}")
+        if callback is not None:
+            callback(row)
+
+    every = checkpoint_every or sim.eval_every
+    while not sim.done:
+        sim.advance(min(every, sim.total_rounds - sim.t), callback=on_eval)
+        if checkpoint is not None and not sim.done:
+            sim.save_checkpoint(checkpoint)
+    if bar is not None:
+        bar.close()
+    result = sim.result()
+    if checkpoint is not None and os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    return result

@@ -1,0 +1,130 @@
+"""Aggregators against hand-computed values and invariants."""
+import pytest
+import torch
+
+from byzlab import aggregators as A
+
+
+@pytest.fixture
+def x():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(9, 13, generator=g, dtype=torch.float64)
+
+
+def test_mean_and_median_by_hand():
+    x = torch.tensor([[1.0, 10.0], [2.0, -5.0], [9.0, 0.0]])
+    assert torch.equal(A.mean(x), torch.tensor([4.0, 5.0 / 3]))
+    assert torch.equal(A.median(x), torch.tensor([2.0, 0.0]))
+    x4 = torch.tensor([[1.0], [2.0], [4.0], [100.0]])
+    assert A.median(x4).item() == 3.0  # average of the two middle values, not the lower one
+
+
+def test_trimmed_mean_by_hand():
+    x = torch.tensor([[1.0, -100.0], [2.0, 0.0], [3.0, 1.0], [4.0, 2.0], [1000.0, 3.0]])
+    # b=1 drops min and max per coordinate
+    assert torch.allclose(A.trimmed_mean(x, 1), torch.tensor([3.0, 1.0]))
+    assert torch.allclose(A.trimmed_mean(x, 2), torch.tensor([3.0, 1.0]))
+    assert torch.allclose(A.trimmed_mean(x, 0), x.mean(0))
+
+
+def test_trimmed_mean_equals_sort_definition(x):
+    for b in range(0, 4):
+        s = x.sort(0).values[b: x.shape[0] - b].mean(0)
+        assert torch.allclose(A.trimmed_mean(x, b), s)
+
+
+def test_trimmed_mean_rejects_too_many(x):
+    with pytest.raises(ValueError, match="b"):
+        A.trimmed_mean(x, 5)
+
+
+def test_centered_clip_identity_inside_ball(x):
+    center = x.mean(0)
+    radius = (x - center).norm(dim=1).max().item()
+    assert torch.allclose(A.centered_clip(x, center, tau=radius + 1e-6), x.mean(0))
+
+
+def test_centered_clip_by_hand():
+    x = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    # client 0 is at distance 5 from 0 -> scaled to norm 1: (0.6, 0.8); client 1 stays at 0
+    out = A.centered_clip(x, None, tau=1.0)
+    assert torch.allclose(out, torch.tensor([0.3, 0.4]))
+    # l iterations move the centre repeatedly
+    out2 = A.centered_clip(x, None, tau=1.0, iters=2)
+    c = torch.tensor([0.3, 0.4])
+    d0 = x[0] - c
+    step = (d0 * min(1.0, 1.0 / d0.norm().item()) + (x[1] - c)) / 2
+    assert torch.allclose(out2, c + step)
+
+
+def test_geometric_median_by_hand():
+    x = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    z = torch.zeros(2)
+    for _ in range(3):
+        w = 1 / (x - z).norm(dim=1).clamp_min(0.1)
+        z = (w[:, None] * x).sum(0) / w.sum()
+    assert torch.allclose(A.geometric_median(x, iters=3, nu=0.1), z)
+    # robust: many identical points dominate one far outlier (small ν: almost exact median)
+    y = torch.cat([torch.ones(8, 3), torch.full((1, 3), 1e6)])
+    assert torch.allclose(A.geometric_median(y, iters=50, nu=1e-6, init="mean"), torch.ones(3), atol=1e-3)
+    # with ν = 0.1 the smoothing leaves the outlier a weight of 1/‖·‖ against 1/ν for the others
+    z = A.geometric_median(y, iters=50, nu=0.1, init="mean")
+    expected = 1 + (1e6 - 1) / (1 + 8 * 0.1 ** -1 * ((1e6 - 1) * 3 ** 0.5))
+    assert torch.allclose(z, torch.full((3,), expected), rtol=1e-4)
+
+
+def test_krum_picks_the_central_point():
+    x = torch.tensor([[0.0], [0.1], [0.2], [0.3], [50.0], [60.0]])
+    # f=1: each score sums k-f-2 = 3 nearest squared distances
+    assert A.krum(x, 1).item() == pytest.approx(0.1) or A.krum(x, 1).item() == pytest.approx(0.2)
+    out = A.multi_krum(x, 1, m=4)
+    assert out.item() == pytest.approx(0.15)
+    assert A.multi_krum(x, 2).item() == pytest.approx(0.15)  # m = k - f = 4
+
+
+def test_bulyan_rejects_outliers():
+    g = torch.Generator().manual_seed(1)
+    good = torch.randn(9, 5, generator=g, dtype=torch.float64) * 0.01
+    bad = torch.full((2, 5), 100.0, dtype=torch.float64)
+    out = A.bulyan(torch.cat([good, bad]), f=2)
+    assert out.abs().max() < 0.05
+    with pytest.raises(ValueError, match="f"):
+        A.bulyan(torch.randn(10, 3), f=2)
+
+
+def test_bucketing_shapes_and_mean(x):
+    g = torch.Generator().manual_seed(0)
+    out = A.bucketing(x, s=2, generator=g)
+    assert out.shape == (5, x.shape[1])
+    # the bucket means, weighted by bucket size, give back the overall mean
+    sizes = torch.tensor([2, 2, 2, 2, 1], dtype=x.dtype)
+    assert torch.allclose((out * sizes[:, None]).sum(0) / 9, x.mean(0))
+    out3 = A.bucketing(x, s=3, generator=torch.Generator().manual_seed(0))
+    assert out3.shape == (3, x.shape[1])
+
+
+def test_nnm_by_hand():
+    x = torch.tensor([[0.0], [1.0], [10.0]])
+    out = A.nnm(x, f=1)  # each row: mean of its 2 nearest (itself included)
+    assert torch.allclose(out.squeeze(), torch.tensor([0.5, 0.5, 5.5]))
+
+
+@pytest.mark.parametrize("fn", [
+    A.mean, A.median, lambda x: A.trimmed_mean(x, 2), lambda x: A.geometric_median(x),
+    lambda x: A.centered_clip(x, torch.full_like(x[0], 0.1), 0.5), lambda x: A.krum(x, 2),
+    lambda x: A.multi_krum(x, 2), lambda x: A.bulyan(x, 1), lambda x: A.nnm(x, 2).mean(0),
+])
+def test_permutation_invariance_and_no_mutation(fn, x):
+    before = x.clone()
+    out = fn(x)
+    assert torch.equal(x, before), "inputs must not be modified"
+    assert out.shape == (x.shape[1],)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(fn(x[perm]), out, atol=1e-10)
+
+
+def test_pairwise_distances(x):
+    d2 = A.pairwise_sq_distances(x)
+    ref = torch.cdist(x, x) ** 2
+    assert torch.allclose(d2, ref, atol=1e-9)
+    assert torch.all(d2.diagonal() == 0)

@@ -1,0 +1,195 @@
+"""End-to-end behaviour of Algorithm 1 on the embedded digits data set."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import byzlab
+from byzlab import RunConfig, RunResult, Simulation
+from byzlab.data import load_dataset
+
+QUICK = dict(dataset="digits", k=10, k_m=2, b=16, epochs=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_end_to_end_run_learns(digits):
+    res = byzlab.run(RunConfig.make(**{**QUICK, "epochs": 15}), dataset=digits, attack="none")
+    h = res.history
+    assert list(h.columns[:5]) == ["round", "epoch", "lr", "test_accuracy", "train_loss"]
+    assert len(h) == 15  # one evaluation per epoch by default
+    assert h["round"].is_monotonic_increasing
+    assert res.final_accuracy > 80.0  # the mlp learns 8x8 digits
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert not res.diverged
+    assert len(res.rounds) == h["round"].iloc[-1]
+
+
+def test_rounds_per_epoch_and_lr_decay(digits):
+    sim = Simulation(RunConfig.make(**QUICK), dataset=digits)
+    n_train = digits.y_train.shape[0]
+    assert sim.rounds_per_epoch == (n_train // 10) // 16
+    assert sim.total_rounds == 4 * sim.rounds_per_epoch
+    rpe = sim.rounds_per_epoch
+    assert sim.lr_at(1) == pytest.approx(0.1)
+    assert sim.lr_at(3 * rpe) == pytest.approx(0.1)  # epoch 2 (0-based) < floor(0.75 * 4) = 3
+    assert sim.lr_at(3 * rpe + 1) == pytest.approx(0.01)
+
+
+def test_same_seed_same_numbers_other_seed_differs(digits):
+    cfg = RunConfig.make(**QUICK, attack="rop", aggregator="cc", tau=1.0)
+    a = byzlab.run(cfg, dataset=digits)
+    b = byzlab.run(cfg, dataset=digits)
+    pd.testing.assert_frame_equal(a.history.drop(columns="wall_time"), b.history.drop(columns="wall_time"))
+    pd.testing.assert_frame_equal(a.rounds, b.rounds)
+    c = byzlab.run(cfg.replace(seed=1), dataset=digits)
+    assert not a.rounds["train_loss"].equals(c.rounds["train_loss"])
+
+
+def test_algorithm1_round_by_hand(digits):
+    """One round of Algorithm 1 recomputed from scratch: momentum, attack, CC, server step."""
+    cfg = RunConfig.make(**QUICK, attack="rop", aggregator="cc", tau=0.5, beta=0.9)
+    sim = Simulation(cfg, dataset=digits)
+    sim.step()
+    sim.step()
+    theta1, X1, agg1 = sim.theta.clone(), sim.X.clone(), sim.prev_aggregate.clone()
+    gen_state = sim.generator.get_state()
+    x, y = sim._sample(3)
+    sim.generator.set_state(gen_state)
+    # honest gradients at θ_{t-1}, one client at a time with a fresh model
+    model = sim.model
+    grads = []
+    for i in range(sim.k_b):
+        model.zero_grad()
+        xb, yb = x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16]
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+        model.zero_grad(set_to_none=True)
+    g = torch.stack(grads)
+    m_benign = 0.9 * X1[: sim.k_b] + 0.1 * g
+    m_byz = byzlab.attacks.rop(m_benign, agg1, z=1.0, lam=0.9)
+    stacked = torch.cat([m_benign, m_byz.expand(sim.k_m, -1)])
+    agg = byzlab.aggregators.centered_clip(stacked, agg1, tau=0.5)
+    sim.step()
+    assert torch.allclose(sim.X[: sim.k_b], m_benign, atol=1e-6)
+    assert torch.allclose(sim.X[sim.k_b:], m_byz.expand(sim.k_m, -1), atol=1e-6)
+    assert torch.allclose(sim.prev_aggregate, agg, atol=1e-6)
+    assert torch.allclose(sim.theta, theta1 - sim.lr_at(3) * agg, atol=1e-6)
+
+
+def test_loop_and_vmap_engines_agree(digits):
+    cfg = RunConfig.make(**QUICK, attack="label_flip", aggregator="tm", max_rounds=6)
+    a = Simulation(cfg.replace(engine="loop"), dataset=digits)
+    b = Simulation(cfg.replace(engine="vmap"), dataset=digits)
+    a.advance()
+    b.advance()
+    assert torch.allclose(a.theta, b.theta, atol=1e-5)
+    assert torch.allclose(a.X, b.X, atol=1e-5)
+
+
+def test_batchnorm_server_statistics_are_benign_mean():
+    """resnet-style BN: server running stats = mean over benign clients; same in both engines."""
+    from byzlab.data import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (400,), generator=g)
+    data = Dataset("synthetic", x, y, x[:50], y[:50], 10, False, "resnet20")
+    cfg = RunConfig.make(dataset="digits", model="resnet20", k=4, k_m=1, b=4, epochs=1, max_rounds=2,
+                         attack="alie", aggregator="cm", diagnostics=False)
+    sims = [Simulation(cfg.replace(engine=e), dataset=data) for e in ("loop", "vmap")]
+    for s in sims:
+        s.advance()
+    bufs = [dict(s.model.named_buffers()) for s in sims]
+    for name, v in bufs[0].items():
+        assert torch.allclose(v.float(), bufs[1][name].float(), atol=1e-4), name
+    rm = [v for n, v in bufs[0].items() if n.endswith("running_mean")][0]
+    assert rm.abs().sum() > 0  # statistics were tracked
+
+
+def test_label_flip_trains_byzantines_on_flipped_labels(digits):
+    sim = Simulation(RunConfig.make(**QUICK, attack="label_flip", aggregator="mean"), dataset=digits)
+    assert sim.n_compute == sim.k
+    x, y = sim._sample(1)
+    sim2 = Simulation(RunConfig.make(**QUICK, attack="bit_flip", aggregator="mean"), dataset=digits)
+    x2, y2 = sim2._sample(1)
+    assert torch.equal(x, x2)
+    nb = sim.k_b * 16
+    assert torch.equal(y[:nb], y2[:nb])
+    assert torch.equal(y[nb:], 9 - y2[nb:])
+
+
+def test_bit_flip_sends_negated_honest_momentum(digits):
+    sim = Simulation(RunConfig.make(**QUICK, attack="bit_flip", aggregator="mean"), dataset=digits)
+    sim.step()
+    assert torch.allclose(sim.X[sim.k_b:], -sim.byz_momenta)
+    assert sim.byz_momenta.abs().sum() > 0
+
+
+def test_diagnostics_tables_2_and_3(digits):
+    res = byzlab.run(RunConfig.make(**QUICK, attack="rop", aggregator="cc", tau=1.0, beta=0.0), dataset=digits)
+    r = res.rounds
+    assert math.isnan(r["cos_ref_benign"].iloc[0])  # no reference at t = 1
+    assert r["cos_ref_byz"].iloc[1:].between(-1, 1).all()
+    assert r["clip_fraction"].between(0, 1).all()
+    assert (r["agg_norm"] > 0).all()
+    # (z given: with k=10, k_m=2 Eq. 3 gives z_max = Φ⁻¹(0.5) = 0)
+    assert byzlab.attacks.alie_z_max(10, 2) == 0.0
+    alt = byzlab.run(RunConfig.make(**QUICK, attack="alie_alt", z=1.0, aggregator="tm", beta=0.9), dataset=digits)
+    assert alt.rounds["cos_delta"].iloc[1:].max() < -0.9  # Eq. 19 flips Δ each round
+    alie = byzlab.run(RunConfig.make(**QUICK, attack="alie", z=1.0, aggregator="tm", beta=0.9), dataset=digits)
+    assert alie.rounds["cos_delta"].iloc[5:].mean() > 0.5  # Table II: ALIE's Δ_t are aligned
+
+
+def test_divergence_is_recorded_at_chance_level(digits):
+    res = byzlab.run(RunConfig.make(**QUICK, attack="ipm", eps=1e30, aggregator="mean", lr=10.0), dataset=digits)
+    assert res.diverged
+    assert res.final_accuracy == pytest.approx(10.0)
+
+
+def test_checkpoint_resume_is_bit_identical(digits, tmp_path):
+    cfg = RunConfig.make(**QUICK, attack="alie", aggregator="cc")
+    full = byzlab.run(cfg, dataset=digits)
+    sim = Simulation(cfg, dataset=digits)
+    sim.advance(5)
+    ckpt = tmp_path / "c.pt"
+    sim.save_checkpoint(ckpt)
+    resumed = Simulation(cfg, dataset=digits)
+    resumed.load_checkpoint(ckpt)
+    resumed.advance()
+    res = resumed.result()
+    pd.testing.assert_frame_equal(full.rounds, res.rounds)
+    pd.testing.assert_frame_equal(full.history.drop(columns="wall_time"), res.history.drop(columns="wall_time"))
+
+
+def test_result_save_load_roundtrip(digits, tmp_path):
+    res = byzlab.run(RunConfig.make(**QUICK), dataset=digits)
+    res.save(tmp_path / "r")
+    back = RunResult.load(tmp_path / "r")
+    assert back.config == res.config
+    pd.testing.assert_frame_equal(back.history, res.history, check_dtype=False)
+    assert back.final_accuracy == res.final_accuracy
+
+
+def test_fork_continues_from_current_round(digits):
+    sim = Simulation(RunConfig.make(**QUICK, attack="rop", aggregator="cc"), dataset=digits)
+    sim.advance(4)
+    child = sim.fork(z=10.0, tau=0.1)
+    assert child.t == 4 and torch.equal(child.theta, sim.theta)
+    assert child.config.attack_params["z"] == 10.0
+    with pytest.raises(ValueError, match="fork"):
+        sim.fork(k=12)
+
+
+def test_pre_aggregators_compose(digits):
+    quick = {**QUICK, "epochs": 2}
+    res = byzlab.run(RunConfig.make(**quick, attack="alie", aggregator="tm", pre_aggregators=("bucketing",),
+                                    pre_aggregator_params={"bucketing": {"s": 2}}), dataset=digits)
+    assert len(res.history) == 2
+    res2 = byzlab.run(RunConfig.make(**quick, attack="rop", aggregator="krum", pre_aggregators=("nnm",)),
+                      dataset=digits)
+    assert res2.final_accuracy > 0
