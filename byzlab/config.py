@@ -18,9 +18,10 @@ from . import attacks as _attacks  # noqa: F401
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, lookup
 
 NO_ATTACK = "none"
+_PAPER_KNOBS = ("tau", "z", "lam", "eps")
 
-#: fields that do not change the numbers of a run (left out of its identity key)
-NON_IDENTITY_FIELDS = ("data_root", "download", "device", "progress_label")
+#: fields that do not change the numbers of a run beyond floating-point rounding (left out of its key)
+NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "progress_label")
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,13 @@ class RunConfig:
 
     def label(self) -> str:
         """Short human label, e.g. ``rop(z=1,lam=0.9) vs cc(tau=1) β=0.9``."""
-        def fmt(params: dict) -> str:
-            return ",".join(f"{k}={_short(v)}" for k, v in params.items() if v is not None)
-        att = self.attack if not self.attack_params else f"{self.attack}({fmt(self.attack_params)})"
-        agg = self.aggregator if not self.aggregator_params else f"{self.aggregator}({fmt(self.aggregator_params)})"
+        def fmt(kind: str, name: str, params: dict) -> str:
+            defaults = lookup(kind, name).params if name != NO_ATTACK else {}
+            shown = [f"{k}={_short(v)}" for k, v in params.items()
+                     if v is not None and (k in _PAPER_KNOBS or v != defaults.get(k))]
+            return f"{name}({','.join(shown)})" if shown else name
+        att = fmt("attack", self.attack, self.attack_params)
+        agg = fmt("aggregator", self.aggregator, self.aggregator_params)
         pre = "".join(f"{p}+" for p in self.pre_aggregators)
         return f"{att} vs {pre}{agg} β={_short(self.beta)}"
 

@@ -101,35 +101,45 @@ class _LoopEngine:
         return self.grads[:n], torch.stack(losses).float()
 
 
+def client_grad_fn(model: torch.nn.Module, autocast: Callable):
+    """``fn(theta, buffers, x, y) -> (grads (n, d), losses (n,))`` over a leading client dimension.
+
+    ``theta`` is the flat parameter vector shared by all clients (in_dims=None);
+    ``buffers`` (per-client BatchNorm statistics), ``x`` ``(n, b, ...)`` and ``y``
+    ``(n, b)`` are batched.  Gradients are taken with respect to the flat vector,
+    so they come out as rows of an ``(n, d)`` matrix with no copy.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    named = list(model.named_parameters())
+    names = [n for n, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+
+    def loss_fn(theta, buffers, x, y):
+        params = {n: c.view(s) for n, c, s in zip(names, theta.split(sizes), shapes)}
+        with autocast():
+            out = functional_call(model, (params, buffers), (x,))
+        loss = F.cross_entropy(out.float(), y)
+        return loss, loss
+
+    return vmap(grad(loss_fn, has_aux=True), in_dims=(None, 0, 0, 0))
+
+
 class _VmapEngine:
     """All clients in one ``torch.func.vmap(grad(...))`` call (per-client BatchNorm statistics)."""
 
-    def __init__(self, model, autocast):
-        from torch.func import functional_call, grad, vmap
-
-        self.model = model
-        self.names = [name for name, _ in model.named_parameters()]
-        self.params = dict(model.named_parameters())
+    def __init__(self, model, theta, autocast):
+        self.theta = theta
         self.buffers = dict(model.named_buffers())
-        self.autocast = autocast
-
-        def loss_fn(params, buffers, x, y):
-            with self.autocast():
-                out = functional_call(model, (params, buffers), (x,))
-            loss = F.cross_entropy(out.float(), y)
-            return loss, loss
-
-        self.fn = vmap(grad(loss_fn, has_aux=True), in_dims=(None, 0, 0, 0))
+        self.fn = client_grad_fn(model, autocast)
 
     def __call__(self, x, y, n: int, n_benign: int):
-        params = {k: v.detach() for k, v in self.params.items()}
         bufs = {k: v.unsqueeze(0).repeat(n, *([1] * v.dim())) for k, v in self.buffers.items()}
-        xs = x.view(n, x.shape[0] // n, *x.shape[1:])
-        ys = y.view(n, -1)
-        g, losses = self.fn(params, bufs, xs, ys)
+        g, losses = self.fn(self.theta, bufs, x.view(n, x.shape[0] // n, *x.shape[1:]), y.view(n, -1))
         for k, v in self.buffers.items():  # server statistics: mean over the benign clients
             v.copy_(bufs[k][:n_benign].mean(0) if v.is_floating_point() else bufs[k][0])
-        return torch.cat([g[name].reshape(n, -1) for name in self.names], dim=1), losses
+        return g, losses
 
 
 # --------------------------------------------------------------------------- simulation
@@ -194,7 +204,7 @@ class Simulation:
         engine = cfg.engine if cfg.engine != "auto" else ("vmap" if self.device.type == "cuda" else "loop")
         autocast = self._autocast_factory(cfg.precision)
         self.engine_name = engine
-        self.engine = (_VmapEngine(self.model, autocast) if engine == "vmap"
+        self.engine = (_VmapEngine(self.model, self.theta, autocast) if engine == "vmap"
                        else _LoopEngine(self.model, self.n_compute, self.d, self.device, autocast))
 
         # per-round records, kept on the device until an evaluation reads them
@@ -263,13 +273,20 @@ class Simulation:
     # ------------------------------------------------------------------ Algorithm 1
     def step(self) -> None:
         """One communication round t of Algorithm 1."""
-        cfg, t = self.config, self.t + 1
-        lr = self.lr_at(t)
-
         # Client side, lines 3-7: every benign client (and, for data attacks, every
         # Byzantine client on its own data) computes g_{i,t} at θ_{t-1} on b samples.
-        x, y = self._sample(t)
+        x, y = self._sample(self.t + 1)
         grads, losses = self.engine(x, y, self.n_compute, self.k_b)
+        self.finish_round(grads, losses)
+
+    def finish_round(self, grads: torch.Tensor, losses: torch.Tensor) -> None:
+        """Lines 8-15 of Algorithm 1, given the clients' gradients ``(n_compute, d)`` and losses.
+
+        Split from :meth:`step` so that :class:`~byzlab.batched.BatchedSimulation` can
+        compute the gradients of several runs in one call.
+        """
+        cfg, t = self.config, self.t + 1
+        lr = self.lr_at(t)
         if cfg.weight_decay:
             grads.add_(self.theta, alpha=cfg.weight_decay)
 
