@@ -126,9 +126,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.out and os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
         raise ConfigError(f"--out: {args.out} exists and is not empty; pass --overwrite or another folder")
     ckpt = None
-    if args.out and args.checkpoint_every:
-        ckpt = os.path.join(os.path.dirname(os.path.abspath(args.out)), f".{os.path.basename(args.out)}.ckpt")
-    result = run(cfg, progress=not args.quiet, checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    if args.out:  # saved on Ctrl-C (and every --checkpoint-every rounds); rerunning resumes
+        out = os.path.abspath(args.out)
+        ckpt = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.ckpt")
+    try:
+        result = run(cfg, progress=not args.quiet, checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        if ckpt:
+            print(f"byzlab: interrupted; state saved to {ckpt}; rerun the same command to resume", file=sys.stderr)
+        raise
     if args.out:
         result.save(args.out)
     print(result.summary() + (f" -> {args.out}" if args.out else ""))
@@ -159,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for config.json, history.csv, rounds.csv, meta.json")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="with --out: save the state every N rounds; rerunning resumes")
+                   help="with --out: also save the state every N rounds (it is always saved on Ctrl-C); "
+                        "rerunning the same command resumes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 

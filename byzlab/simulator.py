@@ -471,8 +471,8 @@ def run(
     ``byzlab.run(attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=30)``.
     Keyword overrides are config fields or parameters of the chosen rules.
     With ``checkpoint`` (a file path) the state is saved every
-    ``checkpoint_every`` rounds and a later call with the same config resumes
-    from it; the file is removed once the run is complete.
+    ``checkpoint_every`` rounds and on KeyboardInterrupt, and a later call with
+    the same config resumes from it; the file is removed once the run is complete.
     """
     sim = Simulation(config, dataset=dataset, **overrides)
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -495,12 +495,18 @@ def run(
             callback(row)
 
     every = checkpoint_every or sim.eval_every
-    while not sim.done:
-        sim.advance(min(every, sim.total_rounds - sim.t), callback=on_eval)
-        if checkpoint is not None and not sim.done:
+    try:
+        while not sim.done:
+            sim.advance(min(every, sim.total_rounds - sim.t), callback=on_eval)
+            if checkpoint is not None and checkpoint_every is not None and not sim.done:
+                sim.save_checkpoint(checkpoint)
+    except KeyboardInterrupt:
+        if checkpoint is not None:  # keep what was computed: the same call resumes from here
             sim.save_checkpoint(checkpoint)
-    if bar is not None:
-        bar.close()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
     result = sim.result()
     if checkpoint is not None and os.path.exists(checkpoint):
         os.remove(checkpoint)

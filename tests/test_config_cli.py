@@ -153,3 +153,30 @@ def test_cli_list_shows_everything():
     assert {"bucketing", "nnm"} <= set(kinds["pre_aggregators"])
     assert {"mnist5k", "digits", "mnist", "fmnist", "cifar10", "cifar100"} <= set(kinds["datasets"])
     assert {"cnn", "resnet20", "resnet9"} <= set(kinds["models"])
+
+
+def test_cli_ctrl_c_keeps_the_state_and_rerun_resumes(tmp_path):
+    import signal
+    import time
+
+    import pandas as pd
+
+    args = ["run", "--dataset", "digits", "--k", "6", "--k-m", "1", "--epochs", "3000", "--attack", "ipm",
+            "--aggregator", "cm", "--seed", "3", "-q"]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "byzlab.cli", *args, "--out", str(out)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / ".r.ckpt"
+    time.sleep(6)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "state saved" in err and ckpt.exists() and not out.exists()
+    resumed = run_cli(*args, "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert not ckpt.exists()
+    ref = run_cli(*args, "--out", str(tmp_path / "ref"))
+    a = pd.read_csv(out / "rounds.csv")
+    b = pd.read_csv(tmp_path / "ref" / "rounds.csv")
+    pd.testing.assert_frame_equal(a, b)
