@@ -146,7 +146,10 @@ class _VmapEngine:
 class Simulation:
     """State of one run of Algorithm 1; :meth:`step` performs one communication round."""
 
-    def __init__(self, config: RunConfig | dict | None = None, *, dataset: Dataset | None = None, **overrides):
+    def __init__(self, config: RunConfig | dict | None = None, *, dataset: Dataset | str | None = None,
+                 **overrides):
+        if isinstance(dataset, str):  # the config field, not preloaded data
+            overrides["dataset"], dataset = dataset, None
         cfg = RunConfig.make(config, **overrides)
         self.config = cfg
         self.device = resolve_device(cfg.device)
@@ -459,7 +462,7 @@ class Simulation:
 def run(
     config: RunConfig | dict | None = None,
     *,
-    dataset: Dataset | None = None,
+    dataset: Dataset | str | None = None,
     progress: bool = False,
     callback: Callable[[dict], Any] | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -469,7 +472,9 @@ def run(
     """Run Algorithm 1 to the end and return its :class:`~byzlab.results.RunResult`.
 
     ``byzlab.run(attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=30)``.
-    Keyword overrides are config fields or parameters of the chosen rules.
+    Keyword overrides are config fields or parameters of the chosen rules;
+    ``dataset`` is a data set name (the config field) or an already loaded
+    :class:`~byzlab.data.Dataset` to train on.
     With ``checkpoint`` (a file path) the state is saved every
     ``checkpoint_every`` rounds and on KeyboardInterrupt, and a later call with
     the same config resumes from it; the file is removed once the run is complete.

@@ -193,3 +193,9 @@ def test_pre_aggregators_compose(digits):
     res2 = byzlab.run(RunConfig.make(**quick, attack="rop", aggregator="krum", pre_aggregators=("nnm",)),
                       dataset=digits)
     assert res2.final_accuracy > 0
+
+
+def test_run_accepts_the_dataset_name_as_in_the_readme():
+    res = byzlab.run(dataset="digits", attack="rop", aggregator="cc", tau=1.0, beta=0.0, epochs=2, seed=0)
+    assert res.config.dataset == "digits" and res.config.attack_params["z"] == 1.0
+    assert len(res.history) == 2

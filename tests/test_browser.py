@@ -1,0 +1,230 @@
+"""The dashboard notebook in a real JupyterLab, driven by headless Chromium.
+
+Starts JupyterLab on 127.0.0.1 (free port, fixed token, throw-away config and
+runtime folders) with a copy of ``notebooks/00_explore.ipynb``, runs all cells,
+waits for the live chart to receive points, moves the z slider and checks that a
+new curve appears, that nothing went to stderr and that the dashboard's error
+line stays empty.  Prints how long the new curve's first point took and saves
+``figures/dashboard.png``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "00_explore.ipynb"
+SCREENSHOT = ROOT / "figures" / "dashboard.png"
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "byzlab-test-token"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+NEW_Z = 5.0
+
+# the figure's traces as plain lists (plotly.js keeps y as typed arrays)
+READ_PLOT = """el => el.data.map(t => ({meta: t.meta, name: t.name,
+                                       x: Array.from(t.x || []), y: Array.from(t.y || [])}))"""
+
+
+def _jupyter() -> str | None:
+    exe = Path(sys.executable).with_name("jupyter")
+    return str(exe) if exe.exists() else shutil.which("jupyter")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(port: int, path: str, method: str = "GET"):
+    """(status, body): JSON bodies decoded, others as text."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = r.read().decode()
+        is_json = r.headers.get_content_type() == "application/json"
+        return r.status, (json.loads(body) if is_json and body else body)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on a copy of the notebook; stopped (kernels included) afterwards."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found (Debian's chromium drives this test)")
+    jupyter = _jupyter()
+    if jupyter is None:
+        pytest.skip("jupyter not found (pip install 'byzlab[notebook]')")
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    dirs = {name: tmp_path / name for name in ("config", "runtime", "ipython", "settings", "workspaces")}
+    for d in dirs.values():
+        d.mkdir()
+    # no news / update toasts over the screenshot
+    notif = dirs["settings"] / "@jupyterlab" / "apputils-extension"
+    notif.mkdir(parents=True)
+    (notif / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = {**os.environ,
+           "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+           "IPYTHONDIR": str(dirs["ipython"]), "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+           "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    port = _free_port()
+    log = open(tmp_path / "jupyter.log", "wb")
+    proc = subprocess.Popen(
+        [jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited ({proc.returncode}):\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+            try:
+                if _api(port, f"/lab?token={TOKEN}")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("jupyter lab did not answer within 90 s")
+            time.sleep(0.5)
+        for s in _api(port, "/api/sessions")[1]:  # a fresh kernel
+            _api(port, f"/api/sessions/{s['id']}", "DELETE")
+        yield port
+    finally:
+        try:  # shut the kernels down, then the server
+            for s in _api(port, "/api/sessions")[1]:
+                _api(port, f"/api/sessions/{s['id']}", "DELETE")
+        except Exception:  # noqa: BLE001 - the server may already be gone
+            pass
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+
+
+def _wait(page, what: str, fn, timeout: float, interval: float = 0.1):
+    """Poll ``fn()`` until it returns something truthy (fails the test after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        page.wait_for_timeout(int(interval * 1000))
+
+
+def _traces(page) -> dict[str, dict]:
+    return {t["meta"]: t for t in page.eval_on_selector(".js-plotly-plot", READ_PLOT)}
+
+
+def test_dashboard_in_jupyterlab(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    port, t_start = lab, time.monotonic()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1300})
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={TOKEN}")
+            page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+
+            # Run > Run All Cells.  A click right after the kernel turns idle is sometimes dropped, or
+            # runs only the first cell: repeat until every code cell has run or is queued.
+            def all_started() -> bool:
+                prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+                return bool(prompts) and all("*" in p or any(ch.isdigit() for ch in p) for p in prompts)
+
+            for _ in range(8):
+                page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+                page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+                try:
+                    _wait(page, "the cells to start", all_started, timeout=8)
+                    break
+                except pytest.fail.Exception:
+                    page.keyboard.press("Escape")
+            else:
+                pytest.fail("Run All Cells never started every cell")
+
+            # the chart receives its first points
+            page.wait_for_selector(".js-plotly-plot", timeout=90_000)
+            _wait(page, "the first accuracy points",
+                  lambda: len(_traces(page).get("acc-current", {}).get("y", [])) >= 3, timeout=120)
+            t_first = time.monotonic() - t_start
+            before = _traces(page)
+            assert "z=1" in before["acc-current"]["name"]
+            assert len(before["acc-baseline"]["y"]) >= 1  # the no-attack baseline trains beside it
+
+            # move the z slider (type into its readout; sliders apply on release / Enter)
+            z = page.locator(".widget-slider", has=page.locator("label", has_text="z (ROP)"))
+            z.locator(".widget-readout").click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type(f"{NEW_Z:g}")
+            page.keyboard.press("Enter")
+            t_change = time.monotonic()
+
+            def new_curve():
+                tr = _traces(page)
+                cur = tr["acc-current"]
+                # a fork's first point is the round it started from; the next one is new
+                return tr if f"z={NEW_Z:g}" in cur["name"] and len(cur["y"]) >= 2 else None
+
+            after = _wait(page, "the new setting's curve", new_curve, timeout=60, interval=0.05)
+            latency = time.monotonic() - t_change
+            print(f"\nfirst chart points {t_first:.1f} s after opening; slider change -> new curve's first "
+                  f"point {latency:.2f} s")
+
+            # the previous setting became the 'previous' curve; the new one differs from it
+            assert "z=1" in after["acc-previous"]["name"]
+            assert len(after["acc-previous"]["y"]) >= len(before["acc-current"]["y"])
+            fork_round = after["acc-current"]["x"][0]
+            assert after["acc-current"]["x"][-1] > fork_round
+            _wait(page, "a few more points of the new curve",
+                  lambda: len(_traces(page)["acc-current"]["y"]) >= 6, timeout=60)
+            final = _traces(page)
+            print({k: v["x"] for k, v in final.items()})
+            assert final["acc-previous"]["x"][-1] > fork_round  # the old setting trains on beside the fork
+            prev = dict(zip(final["loss-previous"]["x"], final["loss-previous"]["y"]))
+            cur = dict(zip(final["loss-current"]["x"], final["loss-current"]["y"]))
+            common = [r for r in cur if r in prev and r > fork_round]
+            assert common and any(cur[r] != prev[r] for r in common)  # other z, other training
+            assert len(final["diag-cos_ref_benign"]["y"]) >= 2  # the Table III cosines stream too
+
+            # no traceback on stderr, nothing in the dashboard's error line
+            stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+            assert not any("Traceback" in t for t in stderr.all_inner_texts())
+            assert page.locator(".byzlab-error").inner_text().strip() == ""
+            assert "round" in page.locator(".byzlab-status").inner_text()
+
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.locator(".byzlab-dashboard").screenshot(path=str(SCREENSHOT))
+            page.locator(".byzlab-dashboard button:has-text('stop')").click()
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\noutputs: {outputs}")
+            raise
+        finally:
+            browser.close()
+    print(f"browser test: {time.monotonic() - t_start:.1f} s end to end (server start excluded)")
