@@ -13,13 +13,20 @@ shards.
 
 Notation: m̄_t = mean of the benign momenta, σ̄_t their coordinate-wise
 unbiased standard deviation, k clients of which k_m Byzantine.
+
+Speed: as in :mod:`byzlab.aggregators`, no ``(k_b, d)`` temporary is built; σ̄_t
+is computed in two passes (mean, then squared deviations) over one block of
+columns at a time, which on CPU is several times faster than ``Tensor.std(0)``
+along the short dimension and equal to it up to floating-point rounding.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
+from .aggregators import column_blocks, row_distances
 from .registry import non_negative, one_of, positive, register_attack, unit_interval
 
 __all__ = [
@@ -54,13 +61,38 @@ def alie_z_max(k: int, k_m: int) -> float:
     return float(norm.ppf(q))
 
 
+def _mean_std(benign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinate-wise mean m̄ and unbiased (n − 1) standard deviation σ̄ of the rows.
+
+    Two passes (mean, then squared deviations) over each block of columns while
+    it is in cache.
+    """
+    mean = benign.new_empty(benign.shape[1])
+    std = torch.empty_like(mean)
+    for sl in column_blocks(benign):
+        xb = benign[:, sl]
+        m = xb.mean(0)
+        mean[sl] = m
+        std[sl] = (xb - m).square_().sum(0)
+    return mean, std.div_(benign.shape[0] - 1).sqrt_()
+
+
+def _row_dots(x: torch.Tensor, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` inner products ⟨x_i − v, p⟩, the difference formed one column block at a time."""
+    out = x.new_zeros(x.shape[0])
+    for sl in column_blocks(x):
+        out += (x[:, sl] - v[sl]) @ p[sl]
+    return out
+
+
 def alie(benign: torch.Tensor, z: float) -> torch.Tensor:
     r"""A Little Is Enough (ALIE, [3]; Eq. 4): m_byz = m̄_t − z · σ̄_t.
 
     σ̄_t is the unbiased (k_b − 1) coordinate-wise standard deviation of the
     benign rows; the paper uses z = z^max (:func:`alie_z_max`).
     """
-    return benign.mean(0) - z * benign.std(0, unbiased=True)
+    mean, std = _mean_std(benign)
+    return std.mul_(-z).add_(mean)
 
 
 def alie_alternating(benign: torch.Tensor, z: float, t: int) -> torch.Tensor:
@@ -71,7 +103,8 @@ def alie_alternating(benign: torch.Tensor, z: float, t: int) -> torch.Tensor:
     (cos(Δ_t, Δ_{t−1}) = −1 where ALIE has ≈ +1, Table II).
     """
     sign = 1.0 if t % 2 == 0 else -1.0
-    return benign.mean(0) - sign * z * benign.std(0, unbiased=True)
+    mean, std = _mean_std(benign)
+    return std.mul_(-sign * z).add_(mean)
 
 
 def ipm(benign: torch.Tensor, eps: float) -> torch.Tensor:
@@ -164,7 +197,7 @@ def _dev(benign: torch.Tensor, dev_type: str) -> tuple[torch.Tensor, torch.Tenso
     elif dev_type == "sign":
         dev = -torch.sign(mean)
     elif dev_type == "std":
-        dev = -benign.std(0, unbiased=True)
+        dev = -_mean_std(benign)[1]
     else:
         raise ValueError(f"dev_type: must be 'unit_vec', 'std' or 'sign', got {dev_type!r}")
     return mean, dev
@@ -186,9 +219,8 @@ def minmax(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
     bisection; each constraint is a quadratic in γ, so here γ is exact.
     """
     mean, p = _dev(benign, dev_type)
-    diff = mean - benign  # (k_b, d)
-    a = (diff * diff).sum(1)
-    bv = diff @ p
+    a = row_distances(benign, mean).square()  # ‖m̄ − m_i‖²
+    bv = -_row_dots(benign, mean, p)  # ⟨m̄ − m_i, p⟩
     c = p @ p
     g = benign @ benign.T
     sq = g.diagonal()
@@ -202,10 +234,9 @@ def minsum(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
     As :func:`minmax` with the constraint Σ_i ‖m_byz − m_i‖² ≤ max_i Σ_j ‖m_i − m_j‖².
     """
     mean, p = _dev(benign, dev_type)
-    diff = mean - benign
     n = benign.shape[0]
-    a = (diff * diff).sum()
-    bv = (diff @ p).sum()
+    a = row_distances(benign, mean).square().sum()
+    bv = -_row_dots(benign, mean, p).sum()
     c = n * (p @ p)
     g = benign @ benign.T
     sq = g.diagonal()
@@ -228,8 +259,11 @@ def label_flip(benign: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- registration
+_z_max_cached = functools.lru_cache(maxsize=None)(alie_z_max)  # called every round: keep scipy out of it
+
+
 def _alie_default_z(z, k, k_m):  # z=None -> z_max(k, k_m) of Eq. 3
-    return alie_z_max(k, k_m) if z is None else z
+    return _z_max_cached(k, k_m) if z is None else z
 
 
 def _optional_number(name, v):

@@ -128,3 +128,87 @@ def test_pairwise_distances(x):
     ref = torch.cdist(x, x) ** 2
     assert torch.allclose(d2, ref, atol=1e-9)
     assert torch.all(d2.diagonal() == 0)
+
+
+# --------------------------------------------------------------------------- CPU kernels
+def _sort_tm(x, b):
+    return x.sort(0).values[b: x.shape[0] - b].mean(0)
+
+
+def _sort_median(x):
+    s, k = x.sort(0).values, x.shape[0]
+    return s[k // 2] if k % 2 else 0.5 * (s[k // 2 - 1] + s[k // 2])
+
+
+@pytest.mark.parametrize("k", range(2, 11))
+def test_rank_network_partitions_every_01_input(k):
+    """0-1 principle: a comparator network puts every input into its rank groups iff it does so for 0/1 inputs."""
+    cols = torch.arange(2 ** k)
+    ones = ((cols[None, :] >> torch.arange(k)[:, None]) & 1).double()  # every 0/1 column of height k
+    sorted_ones = ones.sort(0).values
+    for cuts in [(c,) for c in range(1, k)] + [(b, k - b) for b in range(1, (k + 1) // 2)] + [tuple(range(1, k))]:
+        cuts = tuple(sorted(set(cuts)))
+        w = A.apply_rank_network_(ones.clone(), A.rank_network(k, cuts))
+        bounds = (0, *cuts, k)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            assert torch.equal(w[lo:hi].sum(0), sorted_ones[lo:hi].sum(0)), (k, cuts, lo, hi)
+
+
+def test_rank_network_rejects_bad_cuts():
+    with pytest.raises(ValueError, match="cuts"):
+        A.rank_network(5, (3, 2))
+    with pytest.raises(ValueError, match="cuts"):
+        A.rank_network(5, (0,))
+
+
+@pytest.mark.parametrize("k", [3, 4, 7, 10, 25, 26])
+@pytest.mark.parametrize("ties", [False, True])
+def test_order_statistics_equal_the_sort_definitions_across_blocks(k, ties, monkeypatch):
+    monkeypatch.setattr(A, "CPU_BLOCK", 7)  # several column blocks, the last one partial
+    g = torch.Generator().manual_seed(k)
+    x = torch.randint(-2, 3, (k, 30), generator=g).double() if ties else torch.randn(k, 30, generator=g, dtype=torch.float64)
+    assert torch.equal(A.median(x), _sort_median(x))
+    for b in range(0, (k - 1) // 2 + 1):
+        assert torch.allclose(A.trimmed_mean(x, b), _sort_tm(x, b), atol=1e-12, rtol=0)
+
+
+def test_order_statistics_propagate_nan_and_order_infinities():
+    x = torch.randn(25, 6, generator=torch.Generator().manual_seed(0))
+    x[3, 1] = float("nan")
+    x[:4, 2] = float("inf")  # four +inf: trimmed away with b = 5
+    x[:2, 3] = -float("inf")
+    tm, cm = A.trimmed_mean(x, 5), A.median(x)
+    assert torch.isnan(tm[1]) and torch.isnan(cm[1])
+    ok = torch.tensor([0, 2, 3, 4, 5])
+    assert torch.allclose(tm[ok], _sort_tm(x[:, ok], 5)) and torch.equal(cm[ok], _sort_median(x[:, ok]))
+
+
+def test_bulyan_equals_its_definition(monkeypatch):
+    monkeypatch.setattr(A, "CPU_BLOCK", 5)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(25, 17, generator=g, dtype=torch.float64)
+    f = 5
+    # selection: Krum, repeatedly, on the remaining rows
+    remaining, chosen = list(range(25)), []
+    d2 = torch.cdist(x, x) ** 2
+    for _ in range(25 - 2 * f):
+        m = max(1, len(remaining) - f - 2)
+        scores = [sorted(d2[i, j].item() for j in remaining if j != i)[:m] for i in remaining]
+        best = remaining[min(range(len(remaining)), key=lambda r: sum(scores[r]))]
+        chosen.append(best)
+        remaining.remove(best)
+    sel = x[chosen]
+    med = sel.median(0).values  # θ = 15 is odd
+    beta = 25 - 4 * f
+    closest = torch.topk((sel - med).abs(), beta, dim=0, largest=False).indices
+    assert torch.allclose(A.bulyan(x, f), sel.gather(0, closest).mean(0), atol=1e-12)
+
+
+def test_blocked_helpers_equal_the_plain_formulas(x, monkeypatch):
+    monkeypatch.setattr(A, "CPU_BLOCK", 4)
+    v, w = x[0] * 0.5, torch.linspace(0.1, 1.0, x.shape[0], dtype=x.dtype)
+    assert [(s.start, s.stop) for s in A.column_blocks(x)] == [(0, 4), (4, 8), (8, 12), (12, 13)]
+    assert torch.allclose(A.row_distances(x, v), (x - v).norm(dim=1))
+    assert torch.allclose(A.centered_matvec(w, x, v), w @ (x - v))
+    assert torch.allclose(A.centered_clip(x, v, tau=0.7), v + ((x - v) * (0.7 / (x - v).norm(dim=1, keepdim=True))
+                                                               .clamp(max=1)).mean(0))

@@ -110,3 +110,16 @@ def test_bit_flip_and_label_flip():
     byz = torch.randn(3, 4)
     assert torch.equal(T.bit_flip(byz, byz), -byz)
     assert torch.equal(T.label_flip(byz, byz), byz)
+
+
+def test_blocked_statistics_equal_the_plain_formulas(benign, monkeypatch):
+    from byzlab import aggregators as A
+
+    monkeypatch.setattr(A, "CPU_BLOCK", 7)  # several column blocks, the last one partial
+    assert torch.allclose(T.alie(benign, 0.4), benign.mean(0) - 0.4 * benign.std(0, unbiased=True))
+    assert torch.allclose(T.alie_alternating(benign, 0.4, 3), benign.mean(0) + 0.4 * benign.std(0, unbiased=True))
+    m = benign.mean(0)
+    p = -m / m.norm()
+    mm = T.minmax(benign)  # γ from the exact quadratics: max_i ‖m_byz − m_i‖ equals the largest pairwise distance
+    assert (benign - mm).norm(dim=1).max().item() == pytest.approx(torch.cdist(benign, benign).max().item(), rel=1e-9)
+    assert torch.allclose((mm - m) / (mm - m).norm(), p)
