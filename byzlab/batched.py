@@ -24,7 +24,7 @@ from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, load_dataset
 from .registry import ATTACKS, ConfigError
 from .results import RunResult
-from .simulator import Simulation, client_grad_fn
+from .simulator import Simulation, client_grad_fn, one_round
 
 
 def batch_key(config: RunConfig) -> tuple:
@@ -93,17 +93,18 @@ class BatchedSimulation:
             saved = [(s, s.total_rounds) for s in frozen]
             for s in frozen:  # hold runs that reached their target this call
                 s.total_rounds = s.t
-            try:
-                self.step()
-            finally:
-                for s, total in saved:
-                    s.total_rounds = total
-            for i, s in enumerate(self.sims):
-                if s.t and (s.t % s.eval_every == 0 or s.t == s.total_rounds) and \
-                        (not s.history or s.history[-1]["round"] != s.t):
-                    row = s.record()
-                    if callback is not None:
-                        callback(i, row)
+            with one_round():  # a deferred Ctrl-C is raised after the round and its evaluations
+                try:
+                    self.step()
+                finally:
+                    for s, total in saved:
+                        s.total_rounds = total
+                for i, s in enumerate(self.sims):
+                    if s.t and (s.t % s.eval_every == 0 or s.t == s.total_rounds) and \
+                            (not s.history or s.history[-1]["round"] != s.t):
+                        row = s.record()
+                        if callback is not None:
+                            callback(i, row)
 
     def results(self) -> list[RunResult]:
         return [s.result() for s in self.sims]

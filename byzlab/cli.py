@@ -120,7 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from .config import RunConfig
-    from .simulator import run
+    from .simulator import RoundInterrupt, run
 
     cfg = RunConfig.make(**config_overrides(args))
     if args.out and os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
@@ -131,7 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ckpt = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.ckpt")
     try:
         result = run(cfg, progress=not args.quiet, checkpoint=ckpt, checkpoint_every=args.checkpoint_every)
-    except KeyboardInterrupt:
+    except RoundInterrupt:  # stopped at the end of a round: the saved state resumes bit for bit
         if ckpt:
             print(f"byzlab: interrupted; state saved to {ckpt}; rerun the same command to resume", file=sys.stderr)
         raise

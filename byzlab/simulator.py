@@ -3,7 +3,8 @@ r"""The federated simulator: Algorithm 1 of the paper, one round at a time.
 Read :meth:`Simulation.step` top to bottom: it *is* Algorithm 1.
 
 Layout of the per-round state (all on one device, no host synchronisation
-inside a round; the host only reads numbers at evaluation time):
+inside a round — no ``.item()``, no Python branch on a tensor's value, no
+tensor built from host data; the host only reads numbers at evaluation time):
 
 * ``theta`` — the server model θ as one flat ``(d,)`` tensor.  The model's
   parameters are views into it, so θ_t = θ_{t−1} − η m̃_t (line 14) is one
@@ -37,14 +38,18 @@ statistics.)
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
+from .aggregators import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, partition
 from .models import build_model, sparse_mask
@@ -52,6 +57,71 @@ from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, Rule
 from .results import DIAGNOSTIC_COLUMNS, RunResult
 
 _BN_MOMENTUM_TYPES = (torch.nn.modules.batchnorm._BatchNorm,)
+
+
+# --------------------------------------------------------------------------- interrupts
+class RoundInterrupt(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM honoured at the end of a round.
+
+    Raised by :meth:`Simulation.advance` (and the batched equivalent) inside
+    :func:`stop_at_round_boundaries`: the round and its evaluation are complete,
+    so the state is consistent and a checkpoint saved now resumes bit for bit.
+    A plain ``KeyboardInterrupt`` may come from the middle of a round, where the
+    momenta are already updated but θ and t are not: never checkpoint on that.
+    """
+
+
+class _Rounds:
+    """Signal state shared by the main thread's simulations and the handler."""
+
+    stop = threading.Event()  # a stop was requested during a round
+    in_round = False  # the main thread is inside a round
+
+
+@contextlib.contextmanager
+def stop_at_round_boundaries(escalate: bool = True) -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM stop a run at the end of its current round.
+
+    A signal arriving during a round only sets a flag; the round finishes and
+    ``advance`` raises :class:`RoundInterrupt`.  A signal arriving between rounds
+    (loading data, writing results), or a second one with ``escalate``, raises
+    ``KeyboardInterrupt`` at once.  Outside the main thread signals cannot be
+    caught and nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if not _Rounds.in_round or (escalate and _Rounds.stop.is_set()):
+            raise KeyboardInterrupt
+        _Rounds.stop.set()
+
+    _Rounds.stop.clear()
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        _Rounds.stop.clear()
+
+
+@contextlib.contextmanager
+def one_round() -> Iterator[None]:
+    """Mark one round of the main thread (see :func:`stop_at_round_boundaries`); raises
+    :class:`RoundInterrupt` after it when a stop was requested during it."""
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _Rounds.in_round = True
+    try:
+        yield
+    finally:
+        if main:
+            _Rounds.in_round = False
+    if main and _Rounds.stop.is_set():
+        _Rounds.stop.clear()
+        raise RoundInterrupt
 
 
 # --------------------------------------------------------------------------- engines
@@ -156,6 +226,9 @@ class Simulation:
         data = dataset if dataset is not None else load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download)
         self.data = data.to(self.device)
         self.num_classes = data.num_classes
+        # the crop padding value, on the device once (a host value would be copied every round)
+        self._pad_fill = torch.as_tensor(data.pad_value, dtype=self.data.x_train.dtype).to(self.device)
+        self._nan = torch.full((), float("nan"), device=self.device)
 
         # model, with its parameters as views into the flat vector θ
         with torch.random.fork_rng(devices=[]):
@@ -260,7 +333,7 @@ class Simulation:
         idx = self.shards.gather(1, self._perm.gather(1, pos)).reshape(-1)
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         if self.data.augment:
-            x = augment_batch(x, self.generator, fill=self.data.pad_value)
+            x = augment_batch(x, self.generator, fill=self._pad_fill)
         if self._flip_mask is not None:
             y = torch.where(self._flip_mask, self.num_classes - 1 - y, y)
         return x, y
@@ -293,11 +366,12 @@ class Simulation:
         if cfg.weight_decay:
             grads.add_(self.theta, alpha=cfg.weight_decay)
 
-        # Line 9: worker momentum m_{i,t} = (1 - β) g_{i,t} + β m_{i,t-1}  (Eq. 7).
+        # Line 9: worker momentum m_{i,t} = (1 - β) g_{i,t} + β m_{i,t-1}  (Eq. 7),
+        # as m + (1 - β)(g - m): one pass over the (k_b, d) matrix.
         benign = self.X[: self.k_b]
-        benign.mul_(cfg.beta).add_(grads[: self.k_b], alpha=1 - cfg.beta)
+        benign.lerp_(grads[: self.k_b], 1 - cfg.beta)
         if self.byz_momenta.shape[0]:
-            self.byz_momenta.mul_(cfg.beta).add_(grads[self.k_b:], alpha=1 - cfg.beta)
+            self.byz_momenta.lerp_(grads[self.k_b:], 1 - cfg.beta)
 
         # Line 11: Byzantine clients send Attack(H_t).
         if self.attack is not None:
@@ -320,23 +394,43 @@ class Simulation:
         self.t = t
 
     def _diagnostics(self, benign: torch.Tensor, aggregate: torch.Tensor) -> torch.Tensor:
-        nan = torch.tensor(float("nan"), device=self.device)
-        ref = self.prev_aggregate
+        """Per-round diagnostics on the device, in one pass over X (column blocks).
+
+        cos(Δ_t, Δ_{t−1}) with Δ_t = m_byz − m̄_t (Table II); the mean cosine of the
+        benign and of the Byzantine vectors with m̃_{t−1} (Table III); CC's clip
+        fraction, the share of vectors farther than τ from its centre (m̃_{t−1}, zero
+        at t = 1); ‖m̃_t‖.
+        """
+        nan, eps = self._nan, 1e-12
+        X, kb, ref = self.X, self.k_b, self.prev_aggregate
+        clip_on = self.aggregator.name == "cc" and not self.pre
+        sq = X.new_zeros(self.k)  # ‖x_i‖²
+        dots = X.new_zeros(self.k)  # ⟨x_i, m̃_{t−1}⟩
+        dist2 = X.new_zeros(self.k)  # ‖x_i − m̃_{t−1}‖²
+        delta = torch.empty_like(aggregate) if self.k_m else None
+        for sl in column_blocks(X):
+            xb = X[:, sl]
+            if delta is not None:
+                torch.sub(xb[kb], benign[:, sl].mean(0), out=delta[sl])  # Δ_t = m_byz − m̄_t
+            if ref is not None:
+                dots += xb @ ref[sl]
+                sq += torch.linalg.vector_norm(xb, dim=1).square_()
+                if clip_on:
+                    dist2 += torch.linalg.vector_norm(xb - ref[sl], dim=1).square_()
+            elif clip_on:  # t = 1: CC's centre is zero
+                dist2 += torch.linalg.vector_norm(xb, dim=1).square_()
         cos_delta = cos_benign = cos_byz = clip = nan
-        if self.k_m:
-            delta = self.X[self.k_b] - benign.mean(0)  # Δ_t = m_byz - m̄_t
+        if delta is not None:
             if self.prev_delta is not None:
-                cos_delta = F.cosine_similarity(delta, self.prev_delta, dim=0, eps=1e-12)
+                cos_delta = F.cosine_similarity(delta, self.prev_delta, dim=0, eps=eps)
             self.prev_delta = delta
         if ref is not None:
-            cos_all = F.cosine_similarity(self.X, ref[None, :], dim=1, eps=1e-12)
-            cos_benign = cos_all[: self.k_b].mean()
+            cos_all = dots / (sq.sqrt().clamp_min(eps) * torch.linalg.vector_norm(ref).clamp_min(eps))
+            cos_benign = cos_all[:kb].mean()
             if self.k_m:
-                cos_byz = cos_all[self.k_b:].mean()
-        if self.aggregator.name == "cc" and not self.pre:
-            centre = ref if ref is not None else torch.zeros_like(aggregate)
-            dist = torch.linalg.vector_norm(self.X - centre, dim=1)
-            clip = (dist > self.config.aggregator_params["tau"]).float().mean()
+                cos_byz = cos_all[kb:].mean()
+        if clip_on:
+            clip = (dist2 > self.config.aggregator_params["tau"] ** 2).float().mean()
         return torch.stack([cos_delta, cos_benign, cos_byz, clip, torch.linalg.vector_norm(aggregate)])
 
     # ------------------------------------------------------------------ evaluation
@@ -375,13 +469,14 @@ class Simulation:
         """Run ``rounds`` more rounds (None → to the end), evaluating at the configured cadence."""
         end = self.total_rounds if rounds is None else min(self.total_rounds, self.t + rounds)
         while self.t < end and not self.diverged:
-            t0 = time.perf_counter()
-            self.step()
-            self._elapsed += time.perf_counter() - t0
-            if self.t % self.eval_every == 0 or self.t == self.total_rounds:
-                row = self.record()
-                if callback is not None:
-                    callback(row)
+            with one_round():  # a deferred Ctrl-C is raised after the round and its evaluation
+                t0 = time.perf_counter()
+                self.step()
+                self._elapsed += time.perf_counter() - t0
+                if self.t % self.eval_every == 0 or self.t == self.total_rounds:
+                    row = self.record()
+                    if callback is not None:
+                        callback(row)
 
     def result(self) -> RunResult:
         return RunResult.from_simulation(self)
@@ -476,8 +571,10 @@ def run(
     ``dataset`` is a data set name (the config field) or an already loaded
     :class:`~byzlab.data.Dataset` to train on.
     With ``checkpoint`` (a file path) the state is saved every
-    ``checkpoint_every`` rounds and on KeyboardInterrupt, and a later call with
-    the same config resumes from it; the file is removed once the run is complete.
+    ``checkpoint_every`` rounds and on Ctrl-C or SIGTERM, which stop the run at
+    the end of the round in progress (a second Ctrl-C stops at once, saving
+    nothing); a later call with the same config resumes from it, bit for bit;
+    the file is removed once the run is complete.
     """
     sim = Simulation(config, dataset=dataset, **overrides)
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -501,11 +598,12 @@ def run(
 
     every = checkpoint_every or sim.eval_every
     try:
-        while not sim.done:
-            sim.advance(min(every, sim.total_rounds - sim.t), callback=on_eval)
-            if checkpoint is not None and checkpoint_every is not None and not sim.done:
-                sim.save_checkpoint(checkpoint)
-    except KeyboardInterrupt:
+        with stop_at_round_boundaries():
+            while not sim.done:
+                sim.advance(min(every, sim.total_rounds - sim.t), callback=on_eval)
+                if checkpoint is not None and checkpoint_every is not None and not sim.done:
+                    sim.save_checkpoint(checkpoint)
+    except RoundInterrupt:
         if checkpoint is not None:  # keep what was computed: the same call resumes from here
             sim.save_checkpoint(checkpoint)
         raise

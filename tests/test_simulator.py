@@ -166,6 +166,56 @@ def test_checkpoint_resume_is_bit_identical(digits, tmp_path):
     pd.testing.assert_frame_equal(full.history.drop(columns="wall_time"), res.history.drop(columns="wall_time"))
 
 
+def test_ctrl_c_mid_round_stops_at_the_round_end_and_the_checkpoint_resumes_bit_for_bit(digits, tmp_path,
+                                                                                          monkeypatch):
+    import os
+    import signal
+
+    import byzlab.simulator as simulator
+    from byzlab.simulator import RoundInterrupt
+
+    cfg = RunConfig.make(**QUICK, attack="alie", aggregator="cc")
+    full = byzlab.run(cfg, dataset=digits)
+
+    class InterruptedOnce(Simulation):
+        def finish_round(self, grads, losses):  # SIGINT arrives half-way through round 7
+            if self.t == 6:
+                os.kill(os.getpid(), signal.SIGINT)
+            super().finish_round(grads, losses)
+
+    ckpt = tmp_path / "c.pt"
+    monkeypatch.setattr(simulator, "Simulation", InterruptedOnce)
+    with pytest.raises(RoundInterrupt):
+        byzlab.run(cfg, dataset=digits, checkpoint=ckpt)
+    monkeypatch.undo()
+    assert torch.load(ckpt, weights_only=False)["t"] == 7  # round 7 was finished, then the run stopped
+    resumed = byzlab.run(cfg, dataset=digits, checkpoint=ckpt)
+    assert not ckpt.exists()
+    pd.testing.assert_frame_equal(full.rounds, resumed.rounds)
+    pd.testing.assert_frame_equal(full.history.drop(columns="wall_time"),
+                                  resumed.history.drop(columns="wall_time"))
+
+
+def test_a_second_ctrl_c_interrupts_at_once(digits):
+    import os
+    import signal
+
+    from byzlab.simulator import RoundInterrupt, stop_at_round_boundaries
+
+    sim = Simulation(RunConfig.make(**QUICK), dataset=digits)
+    step = sim.step
+
+    def twice():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        step()
+
+    sim.step = twice
+    with pytest.raises(KeyboardInterrupt) as info, stop_at_round_boundaries():
+        sim.advance(3)
+    assert not isinstance(info.value, RoundInterrupt) and sim.t == 0
+
+
 def test_result_save_load_roundtrip(digits, tmp_path):
     res = byzlab.run(RunConfig.make(**QUICK), dataset=digits)
     res.save(tmp_path / "r")
@@ -199,3 +249,70 @@ def test_run_accepts_the_dataset_name_as_in_the_readme():
     res = byzlab.run(dataset="digits", attack="rop", aggregator="cc", tau=1.0, beta=0.0, epochs=2, seed=0)
     assert res.config.dataset == "digits" and res.config.attack_params["z"] == 1.0
     assert len(res.history) == 2
+
+
+def _steps_without_sync(sim, rounds: int = 3) -> None:
+    """One warm-up round (lazy initialisations may synchronise), then rounds that must not."""
+    sim.step()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(rounds):
+            sim.step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host synchronisation is only observable on CUDA")
+@pytest.mark.parametrize("engine", ["vmap", "loop"])
+def test_a_round_never_synchronises_with_the_host(digits, engine):
+    """No .item(), no tensor-valued Python branch, no host-to-device copy inside a round, for every rule."""
+    from byzlab.registry import AGGREGATORS, ATTACKS
+
+    runs = [dict(aggregator=a, attack="alie") for a in AGGREGATORS]
+    runs += [dict(aggregator="cc", attack=a) for a in ATTACKS]
+    runs += [dict(aggregator="tm", attack="rop", pre_aggregators=("bucketing",)),
+             dict(aggregator="cc", attack="none", pre_aggregators=("nnm",), weight_decay=1e-4)]
+    for kw in runs:
+        cfg = RunConfig.make(**{**QUICK, "k": 11, "k_m": 2}, device="cuda", engine=engine, **kw)
+        sim = Simulation(cfg, dataset=digits)
+        _steps_without_sync(sim)
+        torch.cuda.synchronize()
+        assert torch.isfinite(sim.theta).all(), kw
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host synchronisation is only observable on CUDA")
+def test_a_batched_round_never_synchronises_with_the_host():
+    from byzlab.batched import BatchedSimulation
+    from byzlab.data import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (320,), generator=g)
+    data = Dataset("synthetic", x, y, x[:20], y[:20], 10, True, "resnet20", pad_value=(-1.0, -1.0, -1.0))
+    cfgs = [RunConfig.make(dataset="cifar10", model="resnet20", k=5, k_m=1, b=8, epochs=10, device="cuda",
+                           attack=a, aggregator="cc", seed=s) for s, a in enumerate(("rop", "alie", "ipm"))]
+    _steps_without_sync(BatchedSimulation(cfgs, dataset=data))
+
+
+def test_diagnostics_equal_the_plain_formulas(digits, monkeypatch):
+    from byzlab import aggregators as A
+
+    monkeypatch.setattr(A, "CPU_BLOCK", 1000)  # several column blocks (d = 4,810)
+    F = torch.nn.functional
+    sim = Simulation(RunConfig.make(**QUICK, attack="rop", aggregator="cc", tau=0.05, beta=0.5), dataset=digits)
+    for t in range(3):
+        prev_delta, ref = sim.prev_delta, sim.prev_aggregate
+        sim.step()
+        X, kb = sim.X, sim.k_b
+        delta = X[kb] - X[:kb].mean(0)
+        centre = ref if ref is not None else torch.zeros_like(X[0])
+        want = [
+            F.cosine_similarity(delta, prev_delta, dim=0) if prev_delta is not None else float("nan"),
+            F.cosine_similarity(X[:kb], ref[None], dim=1).mean() if ref is not None else float("nan"),
+            F.cosine_similarity(X[kb:], ref[None], dim=1).mean() if ref is not None else float("nan"),
+            ((X - centre).norm(dim=1) > 0.05).float().mean(),
+            sim.prev_aggregate.norm(),
+        ]
+        got = sim.round_diag[t]
+        assert torch.allclose(got, torch.tensor([float(w) for w in want]), atol=1e-5, equal_nan=True), t
+    assert 0 < sim.round_diag[:3, 3].max() <= 1  # some vectors are clipped at τ = 0.05
