@@ -7,11 +7,23 @@ multiplied out.  An axis value is either a scalar for the axis' own field or
 parameter (``beta: [0.0, 0.9]``) or a mapping merged into the config
 (``aggregator: [{aggregator: cc, tau: 0.1}, {aggregator: tm}]``).
 
+Two optional top-level keys complete a profile:
+
+``overrides``
+    Fields applied to *every* run last, after the experiment's base and grid
+    (``{epochs: 3}``, ``{device: cuda}``).  ``byzlab sweep --epochs 3`` lands
+    here, so that the profile file written beside a sweep's results expands to
+    exactly the runs that were computed, for the notebooks too.
+``plugins``
+    Modules or ``.py`` files (relative to the profile file) registering extra
+    aggregators or attacks used by the grid; imported when the profile is loaded.
+
 The same run (same resolved config) appearing in several experiments —
 Table IV and Figs. 4–11 share theirs — has the same key, so it is computed once.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -21,7 +33,7 @@ from typing import Any
 import yaml
 
 from .config import RunConfig
-from .registry import ConfigError
+from .registry import ConfigError, load_plugin
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -38,6 +50,9 @@ class Profile:
     experiments: dict[str, dict]
     description: str = ""
     notebook_parameters: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+    path: Path | None = None
 
     def experiment_configs(self, experiment: str, **filters: Any) -> list[RunConfig]:
         """The configs of one experiment (all seeds), optionally filtered by config fields or params."""
@@ -57,7 +72,12 @@ class Profile:
                     kw.update(value)
                 else:
                     kw[name] = value
-            cfg = RunConfig.make(**kw)
+            try:
+                cfg = RunConfig.make(**kw)
+                if self.overrides:
+                    cfg = RunConfig.make(cfg, **self.overrides)
+            except ConfigError as e:  # name the experiment: the profile is a file people edit
+                raise ConfigError(f"profile {self.name!r}, experiment {experiment!r}: {e}") from None
             if _matches(cfg, filters):
                 out.append(cfg)
         return out
@@ -72,6 +92,63 @@ class Profile:
                     seen.add(cfg.key())
                     out.append(cfg)
         return out
+
+    def membership(self) -> dict[str, tuple[str, ...]]:
+        """Run key -> the experiments it belongs to (a run shared by Table IV and Fig. 3 lists both)."""
+        out: dict[str, list[str]] = {}
+        for name in self.experiments:
+            for cfg in self.experiment_configs(name):
+                names = out.setdefault(cfg.key(), [])
+                if name not in names:
+                    names.append(name)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def with_seeds(self, seeds: list[int]) -> "Profile":
+        """The same grid over other seeds (experiment-level ``seeds`` are replaced too)."""
+        _check_seeds(seeds, "seeds")
+        experiments = {name: {k: v for k, v in (spec or {}).items() if k != "seeds"}
+                       for name, spec in self.experiments.items()}
+        return dataclasses.replace(self, seeds=list(seeds), experiments=experiments)
+
+    def with_overrides(self, **overrides: Any) -> "Profile":
+        """The same grid with ``overrides`` applied to every run (after the grid)."""
+        return dataclasses.replace(self, overrides={**self.overrides, **overrides})
+
+    def to_dict(self) -> dict:
+        """The profile as a YAML-ready mapping; :func:`load_profile` of it gives the same runs."""
+        d = {"name": self.name, "description": self.description, "seeds": list(self.seeds),
+             "base": _plain(self.base), "experiments": _plain(self.experiments)}
+        if self.overrides:
+            d["overrides"] = _plain(self.overrides)
+        if self.plugins:
+            d["plugins"] = list(self.plugins)
+        if self.notebook_parameters:
+            d["notebook_parameters"] = _plain(self.notebook_parameters)
+        return d
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the profile as YAML (temporary file + rename: never half-written)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+        os.replace(tmp, path)
+        return path
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively, so that ``yaml.safe_dump`` accepts the value."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_seeds(seeds: Any, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"{where}: must be a non-empty list of integers >= 0, got {seeds!r}")
 
 
 def _matches(cfg: RunConfig, filters: dict) -> bool:
@@ -106,16 +183,38 @@ def load_profile(name_or_path: str | os.PathLike = "quick", **base_overrides: An
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"profile: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"profile: {path} must be a mapping with 'base', 'seeds' and 'experiments'")
     if not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:
         raise ConfigError(f"profile: {path} needs an 'experiments' mapping")
-    seeds = spec.get("seeds", [0])
-    if not isinstance(seeds, list) or not all(isinstance(s, int) and s >= 0 for s in seeds) or not seeds:
-        raise ConfigError(f"profile: 'seeds' must be a non-empty list of integers >= 0, got {seeds!r}")
+    _check_seeds(spec.get("seeds", [0]), "profile: 'seeds'")
+    for name, exp in spec["experiments"].items():
+        exp = exp or {}
+        if not isinstance(exp, dict):
+            raise ConfigError(f"profile: experiment {name!r} must be a mapping with 'base' and 'grid'")
+        for axis, values in (exp.get("grid") or {}).items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"profile: experiment {name!r}, grid axis {axis!r} must be a non-empty list, "
+                                  f"got {values!r}")
+        if "seeds" in exp:
+            _check_seeds(exp["seeds"], f"profile: experiment {name!r} 'seeds'")
+    for key in ("base", "overrides"):
+        if not isinstance(spec.get(key) or {}, dict):
+            raise ConfigError(f"profile: {key!r} must be a mapping of config fields, got {spec[key]!r}")
+    plugins = spec.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"profile: 'plugins' must be a list of module names or .py files, got {plugins!r}")
+    plugins = [str((path.parent / p).resolve()) if p.endswith(".py") else p for p in plugins]
+    for plugin in plugins:
+        load_plugin(plugin)
     return Profile(
         name=spec.get("name", path.stem),
         base={**(spec.get("base") or {}), **base_overrides},
-        seeds=seeds,
+        seeds=spec.get("seeds", [0]),
         experiments=spec["experiments"],
         description=spec.get("description", ""),
         notebook_parameters=spec.get("notebook_parameters") or {},
+        overrides=dict(spec.get("overrides") or {}),
+        plugins=plugins,
+        path=path.resolve(),
     )

@@ -14,8 +14,10 @@ resume from there.  Crashes are recorded in ``<root>/.errors/<key>.json``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import traceback
@@ -26,6 +28,11 @@ import pandas as pd
 
 from .config import RunConfig
 from .results import RunResult
+
+#: the columns that identify a cell of Table IV (``table4_paper.csv``, :func:`table4`)
+TABLE4_KEYS = ("dataset", "partition", "attack", "aggregator", "beta")
+#: what :meth:`RunResult.save` and the checkpoints leave behind when killed mid-write
+_TEMPORARY = re.compile(r"^\.[0-9a-f]{16}\.")
 
 
 def default_root() -> Path:
@@ -58,6 +65,19 @@ class ResultStore:
     def has(self, config: RunConfig | dict) -> bool:
         return self.get(config) is not None
 
+    def contains(self, config: RunConfig | dict) -> bool:
+        """Cheap :meth:`has`: the entry is complete and was written for this config (reads only its
+        ``config.json``; :meth:`get` still validates the rest when the result is loaded)."""
+        cfg = RunConfig.make(config)
+        path = self.root / cfg.key()
+        if not all((path / name).is_file() for name in ("config.json", "meta.json", "history.csv", "rounds.csv")):
+            return False
+        try:
+            stored = RunConfig.from_dict(json.loads((path / "config.json").read_text()), strict=False)
+        except (OSError, ValueError, TypeError):
+            return False
+        return stored.identity() == cfg.identity()
+
     def get(self, config: RunConfig | dict) -> RunResult | None:
         """The stored result for exactly this config, or None (bad entries are moved aside)."""
         cfg = RunConfig.make(config)
@@ -86,17 +106,53 @@ class ResultStore:
         bad.mkdir(exist_ok=True)
         shutil.move(str(path), str(bad / f"{path.name}.{int(time.time() * 1e6)}"))
 
-    def record_error(self, config: RunConfig | dict, error: BaseException, attempt: int = 1) -> None:
+    def record_error(self, config: RunConfig | dict, error: BaseException | str, attempt: int = 1,
+                     tb: str | None = None) -> None:
+        """Record why a run failed (an exception, or its one-line text plus ``tb`` when it happened
+        in another process); :meth:`put` of a later success removes the record."""
         cfg = RunConfig.make(config)
         path = self.error_path(cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(error, BaseException):
+            message = f"{type(error).__name__}: {error}"
+            tb = tb or "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        else:
+            message = str(error)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps({
             "key": cfg.key(), "config": cfg.to_dict(), "attempt": attempt,
-            "error": f"{type(error).__name__}: {error}",
-            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+            "error": message, "traceback": tb or "", "time": time.time(),
         }, indent=2, default=str))
         os.replace(tmp, path)
+
+    def error(self, config: RunConfig | dict) -> dict | None:
+        """The recorded failure of this run, or None."""
+        path = self.error_path(config)
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def clean_temporaries(self, max_age_s: float = 900.0) -> int:
+        """Remove half-written entries and checkpoints left by killed processes; returns how many.
+
+        Only files untouched for ``max_age_s`` seconds go, so a writer still at work (another
+        process sharing the store) is never disturbed; complete entries are never touched.
+        """
+        now, removed = time.time(), 0
+        candidates = [p for p in self.root.iterdir() if _TEMPORARY.match(p.name)]
+        ckpts = self.root / ".checkpoints"
+        if ckpts.exists():
+            candidates += [p for p in ckpts.iterdir() if ".tmp" in p.suffix]
+        for p in candidates:
+            try:
+                if now - p.stat().st_mtime < max_age_s:
+                    continue
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                removed += 1
+            except OSError:
+                continue
+        return removed
 
     def errors(self) -> list[dict]:
         folder = self.root / ".errors"
@@ -159,14 +215,32 @@ def aggregator_label(cfg: RunConfig) -> str:
     return name
 
 
+def cell_key(config: RunConfig) -> str:
+    """Id of the run's config *without its seed*: the runs averaged into one table cell share it."""
+    identity = config.identity()
+    identity.pop("seed", None)
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def partition_label(cfg: RunConfig) -> str:
+    """``iid`` or ``dirichlet<α>`` (``dirichlet1`` for the paper's α = 1), as in ``table4_paper.csv``."""
+    return cfg.partition if cfg.partition == "iid" else f"dirichlet{cfg.alpha:g}"
+
+
 def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
-    """One row per run: its identifying config columns and final metrics."""
+    """One row per run: its identifying config columns and final metrics.
+
+    ``dataset, partition, attack, aggregator, beta`` are labelled as in the paper's
+    Table IV (``table4_paper.csv``), so the two merge on those columns; ``cell``
+    groups the seeds of one config (see :func:`cell_key`).
+    """
     rows = []
     for r in results:
         c = r.config
         h = r.history
         rows.append({
-            "key": c.key(), "dataset": c.dataset, "partition": c.partition if c.partition == "iid" else f"dirichlet{c.alpha:g}",
+            "key": c.key(), "cell": cell_key(c), "dataset": c.dataset, "partition": partition_label(c),
             "attack": c.attack, "aggregator": aggregator_label(c), "beta": c.beta, "seed": c.seed,
             "k": c.k, "k_m": c.n_byzantine, "epochs": c.epochs, "model": c.model,
             **{f"attack.{k}": v for k, v in c.attack_params.items()},
@@ -175,6 +249,63 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
             "final_train_loss": float(h["train_loss"].iloc[-1]) if len(h) else float("nan"),
             "diverged": r.diverged, "rounds": int(h["round"].iloc[-1]) if len(h) else 0,
             "seconds_per_round": r.meta.get("seconds_per_round"),
+            "wall_seconds": r.meta.get("wall_seconds"),
             **{f"mean_{col}": float(r.rounds[col].mean()) for col in ("cos_delta", "cos_ref_benign", "cos_ref_byz", "clip_fraction") if col in r.rounds},
         })
     return pd.DataFrame(rows)
+
+
+def paper_table4() -> pd.DataFrame:
+    """The paper's Table IV: mean and std of the test accuracy (%) over its seeds, one row per cell."""
+    from importlib import resources
+
+    with resources.files("byzlab").joinpath("data_files/table4_paper.csv").open() as f:
+        return pd.read_csv(f)
+
+
+def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFrame:
+    """Table IV from a results table: final accuracy mean ± std over seeds per cell.
+
+    ``df`` is :func:`results_table` output (or a sweep's ``results.csv``).  When it has
+    an ``experiments`` column (sweeps write one), only the runs of the ``table4``
+    experiment are used, so Fig. 12's other λ values never leak into a cell.  A cell
+    must hold the seeds of a single config: rows that differ in anything else
+    (e.g. z, epochs) raise ValueError rather than being averaged together.
+    ``ddof=0``: the population std over seeds (numpy's default, as reference
+    implementations compute it).  ``paper=True`` adds the paper's
+    ``paper_mean`` and ``paper_std`` (merge on dataset, partition, attack, aggregator, beta).
+    """
+    if df is None or not len(df):
+        raise ValueError("df: empty results table; run the sweep first")
+    missing = [c for c in (*TABLE4_KEYS, "final_accuracy", "seed") if c not in df.columns]
+    if missing:
+        raise ValueError(f"df: not a results table, it lacks columns {missing}")
+    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
+        raise ValueError(f"ddof: must be an integer >= 0, got {ddof!r}")
+    rows = df
+    if "experiments" in rows.columns:
+        rows = rows[rows["experiments"].fillna("").str.split(";").map(lambda names: "table4" in names)]
+        if not len(rows):
+            raise ValueError("df: no run of the 'table4' experiment in this results table")
+    rows = rows.assign(beta=rows["beta"].astype(float).round(6))
+    keys = list(TABLE4_KEYS)
+    if "cell" in rows.columns:
+        mixed = rows.groupby(keys)["cell"].nunique()
+        mixed = mixed[mixed > 1]
+        if len(mixed):
+            cell = dict(zip(keys, mixed.index[0]))
+            raise ValueError(f"df: the Table IV cell {cell} holds runs of {mixed.iloc[0]} different configs "
+                             "(not only different seeds); filter the table first")
+    grouped = rows.groupby(keys, sort=True)
+    out = grouped["final_accuracy"].agg(
+        accuracy_mean="mean",
+        accuracy_std=lambda x: float(x.std(ddof=ddof)) if len(x) > ddof else float("nan"),
+        n_seeds="count",
+    ).reset_index()
+    if "diverged" in rows.columns:
+        out = out.merge(grouped["diverged"].sum().astype(int).rename("n_diverged").reset_index(), on=keys)
+    if paper:
+        ref = paper_table4().rename(columns={"accuracy_mean": "paper_mean", "accuracy_std": "paper_std"})
+        ref["beta"] = ref["beta"].astype(float).round(6)
+        out = out.merge(ref, on=keys, how="left")
+    return out

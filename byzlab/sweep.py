@@ -1,0 +1,1345 @@
+"""The whole paper in one command: ``byzlab sweep --profile paper --out sweeps/paper``.
+
+A sweep expands a profile (:mod:`byzlab.experiments`: Table IV with its
+no-attack baselines, Figs. 1, 3 and 12–14, over several seeds) into run
+configs, computes the ones its results store lacks, writes one tidy table of
+all results (``<out>/results.csv``, and ``results.parquet`` when pyarrow is
+installed) and renders the figure notebooks from the stored results.
+
+Layout of ``<out>``::
+
+    profile.yaml    the profile as swept (CLI overrides included): reloading it
+                    gives exactly these runs, for the notebooks and --resume
+    sweep.json      how the sweep was started (profile source, store, engine)
+    store/          the results store (:class:`~byzlab.store.ResultStore`), one
+                    folder per run, keyed by RunConfig.key()
+    results.csv     one row per run of the profile (+ results.parquet)
+    table4.csv      Table IV: mean ± std over seeds, beside the paper's numbers
+    notebooks/, figures/   rendered by byzlab.figures
+
+Why it survives faults
+----------------------
+* A run is stored only when it is complete, by writing a temporary folder and
+  renaming it (:meth:`RunResult.save`): killing the sweep at any instant leaves
+  either the whole run or nothing, never half of one, and the key (a hash of
+  the full config) makes a second copy impossible.
+* A run in progress saves its state every ``checkpoint_every`` rounds and every
+  ``checkpoint_seconds`` (atomically, at a round boundary); the next sweep
+  continues from there, bit for bit.  Ctrl-C is deferred to the end of the
+  current round so that the state saved on interrupt is consistent.
+* Rerunning the same command (or ``--resume``) recomputes only what is missing.
+  One sweep at a time per output folder (a lock file, released by the OS even
+  on SIGKILL).
+* A run that diverges (NaN/inf) is a result, not an error: the simulator stops
+  it and records the chance-level accuracy the paper reports.  A run that
+  raises, or whose worker process dies, is recorded in the store's
+  ``.errors/`` and retried (``retries``, once by default); the sweep goes on.
+
+Parallelism
+-----------
+``engine="local"`` runs ``workers`` processes, each computing one run (or one
+batch) at a time with ``threads`` torch threads.  On CUDA, compatible runs
+(:func:`byzlab.batched.batch_key`) are grouped into batches of
+:class:`~byzlab.batched.BatchedSimulation` sized from the measured memory of
+one run, so that one GPU is filled.  ``engine="ray"`` submits the same jobs as
+Ray tasks with CPU/GPU requests (fractional GPUs pack small runs); Ray retries
+a task whose worker dies, and only the driver writes results into the store,
+so each run is stored exactly once.
+
+Time estimates
+--------------
+``byzlab sweep --dry-run`` prints the runs, what is already done and the
+estimated time.  The per-round cost is *measured*: from runs of the same
+group (data set, model, clients computing gradients, …) already in the store,
+or else by a short timed calibration on this machine (a few rounds plus one
+evaluation, with the sweep's thread count), cached in ``<store>/.calibration.json``.
+A data set that is not on disk is timed on random stand-in data of the same
+shape — the cost of a round does not depend on the pixel values.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import pandas as pd
+
+from .config import NO_ATTACK, RunConfig, resolve_device
+from .experiments import Profile, load_profile
+from .registry import ATTACKS, ConfigError, load_plugin
+from .simulator import stop_at_round_boundaries
+from .store import ResultStore, results_table, table4
+
+__all__ = [
+    "Plan",
+    "SweepSummary",
+    "make_plan",
+    "estimate",
+    "calibrate",
+    "run_sweep",
+    "dry_run",
+    "collect",
+    "write_results",
+    "table4",
+    "add_parser",
+]
+
+ENGINES = ("local", "ray")
+
+#: data set -> (input shape, classes, train size, test size, default model); lets the planner count
+#: rounds and the calibration build stand-in data without loading (or downloading) anything
+DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int, int, int, str]] = {
+    "mnist": ((1, 28, 28), 10, 60000, 10000, "cnn"),
+    "fmnist": ((1, 28, 28), 10, 60000, 10000, "cnn"),
+    "cifar10": ((3, 32, 32), 10, 50000, 10000, "resnet20"),
+    "cifar100": ((3, 32, 32), 100, 50000, 10000, "resnet9"),
+    "mnist5k": ((1, 28, 28), 10, 4000, 1000, "cnn"),
+    "digits": ((1, 8, 8), 10, 1437, 360, "mlp"),
+}
+
+
+# =========================================================================== planning
+@dataclass
+class Plan:
+    """The runs of a profile and where each one stands in the store.
+
+    ``configs`` is every distinct run in a stable order (experiments in profile
+    order, grid order inside, seeds innermost); ``experiments`` maps a run key to
+    the experiments it belongs to; ``done``/``todo`` split ``configs`` by whether
+    the store holds the result; ``failed`` are the recorded errors of runs in ``todo``.
+    """
+
+    profile: Profile
+    store: ResultStore
+    configs: list[RunConfig]
+    experiments: dict[str, tuple[str, ...]]
+    done: list[RunConfig]
+    todo: list[RunConfig]
+    failed: dict[str, dict]
+
+    @property
+    def total(self) -> int:
+        return len(self.configs)
+
+    def counts(self) -> dict[str, int]:
+        """Runs per experiment (a run shared by several experiments counts in each)."""
+        c: Counter = Counter()
+        for names in self.experiments.values():
+            c.update(names)
+        return {name: c[name] for name in self.profile.experiments if c[name]}
+
+
+def make_plan(profile: Profile, store: ResultStore, experiments: Iterable[str] | None = None) -> Plan:
+    """Expand ``profile`` (optionally only some ``experiments``) and check each run against ``store``."""
+    names = list(experiments or profile.experiments)
+    for name in names:
+        if name not in profile.experiments:
+            raise ConfigError(f"experiment: unknown {name!r} in profile {profile.name!r}; "
+                              f"choose one of: {', '.join(profile.experiments)}")
+    configs: list[RunConfig] = []
+    member: dict[str, list[str]] = {}
+    for name in names:
+        for cfg in profile.experiment_configs(name):
+            key = cfg.key()
+            if key not in member:
+                member[key] = []
+                configs.append(cfg)
+            if name not in member[key]:
+                member[key].append(name)
+    done, todo, failed = [], [], {}
+    for cfg in configs:
+        if store.contains(cfg):
+            done.append(cfg)
+        else:
+            todo.append(cfg)
+            err = store.error(cfg)
+            if err is not None:
+                failed[cfg.key()] = err
+    return Plan(profile, store, configs, {k: tuple(v) for k, v in member.items()}, done, todo, failed)
+
+
+def total_rounds(cfg: RunConfig) -> int:
+    """Rounds the run will take: epochs × ⌊(N/k)/b⌋ (capped by ``max_rounds``), as the simulator counts."""
+    n_train = DATASET_SHAPES[cfg.dataset][2]
+    per_epoch = max(1, (n_train // cfg.k) // cfg.b)
+    rounds = cfg.epochs * per_epoch
+    return min(rounds, cfg.max_rounds) if cfg.max_rounds is not None else rounds
+
+
+def n_evaluations(cfg: RunConfig) -> int:
+    n_train = DATASET_SHAPES[cfg.dataset][2]
+    every = cfg.eval_every or max(1, (n_train // cfg.k) // cfg.b)
+    rounds = total_rounds(cfg)
+    return rounds // every + (1 if rounds % every else 0)
+
+
+def n_compute(cfg: RunConfig) -> int:
+    """Clients computing a gradient each round (the benign ones, plus the Byzantine ones for data attacks)."""
+    att = ATTACKS.get(cfg.attack) if cfg.attack != NO_ATTACK else None
+    return cfg.k if (att is None or att.needs_byzantine_data) else cfg.k - cfg.n_byzantine
+
+
+def _model(cfg: RunConfig) -> str:
+    return cfg.model or DATASET_SHAPES[cfg.dataset][4]
+
+
+# =========================================================================== estimates
+def _calibration_key(cfg: RunConfig, threads: int) -> str:
+    """What the speed of a round depends on (besides the number of clients, scaled linearly)."""
+    import torch
+
+    dev = resolve_device(cfg.device)
+    return "|".join(map(str, (platform.node(), cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, cfg.precision,
+                              dev.type, cfg.engine, threads, torch.__version__)))
+
+
+def _stand_in(name: str, k: int, b: int, n_test: int):
+    """Random data with the shape, classes and augmentation of data set ``name`` (timing only)."""
+    import torch
+
+    from .data import Dataset
+
+    shape, classes, _, _, model = DATASET_SHAPES[name]
+    g = torch.Generator().manual_seed(0)
+    n = 2 * k * b
+    return Dataset(name, torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g),
+                   torch.randn(n_test, *shape, generator=g), torch.randint(0, classes, (n_test,), generator=g),
+                   classes, name.startswith("cifar"), model)
+
+
+def calibrate(cfg: RunConfig, *, threads: int | None = None, rounds: int = 3, min_seconds: float = 1.0,
+              eval_samples: int = 1000) -> dict:
+    """Time a few rounds and one evaluation of ``cfg`` on this machine.
+
+    Returns ``seconds_per_round`` (training only), ``seconds_per_eval`` (scaled to the
+    full test set), ``seconds_setup`` (building the model and client shards),
+    ``n_compute`` (clients computing gradients in the timed rounds), ``stand_in`` (True
+    when the data set was not on disk and random data of its shape was used) and, on
+    CUDA, ``peak_bytes`` (memory of one run, to size GPU batches).
+    One untimed warm-up round absorbs one-off costs (allocations, kernel selection).
+    """
+    import torch
+
+    from .data import load_dataset
+    from .simulator import Simulation
+
+    shape, classes, _, n_test, _ = DATASET_SHAPES[cfg.dataset]
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        try:
+            data, stand_in = load_dataset(cfg.dataset, root=cfg.data_root, download=False), False
+        except (ValueError, OSError, RuntimeError):
+            data, stand_in = _stand_in(cfg.dataset, cfg.k, cfg.b, min(eval_samples, n_test)), True
+        used = min(eval_samples, data.x_test.shape[0])
+        data = dataclasses.replace(data, x_test=data.x_test[:used], y_test=data.y_test[:used])
+        probe = cfg.replace(partition="iid", max_rounds=None, eval_every=None)  # speed is partition-free
+        dev = resolve_device(cfg.device)
+        data = data.to(dev)  # shared by all runs of a batch: not part of one run's memory
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+        t0 = time.perf_counter()
+        sim = Simulation(probe, dataset=data)
+        setup = time.perf_counter() - t0
+        sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+        sim.step()  # warm-up, untimed
+        sync()
+        n, t0 = 0, time.perf_counter()
+        while n < rounds or (time.perf_counter() - t0 < min_seconds and n < 50):
+            sim.step()
+            sync()
+            n += 1
+        per_round = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        sim.evaluate()
+        sync()
+        per_eval = (time.perf_counter() - t0) * n_test / used
+        out = {"seconds_per_round": per_round, "seconds_per_eval": per_eval, "seconds_setup": setup,
+               "n_compute": sim.n_compute,
+               "rounds_timed": n, "stand_in": stand_in, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+        if dev.type == "cuda":
+            out["peak_bytes"] = int(torch.cuda.max_memory_allocated(dev) - base)
+        return out
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+@dataclass
+class Estimate:
+    """Estimated seconds of each run, and how they were obtained (one row per group in ``groups``)."""
+
+    seconds: dict[str, float | None]
+    groups: pd.DataFrame
+    threads: int
+
+    def total(self, keys: Iterable[str]) -> tuple[float, int]:
+        """(estimated seconds, number of runs without an estimate) over ``keys``."""
+        s, unknown = 0.0, 0
+        for k in keys:
+            v = self.seconds.get(k)
+            if v is None:
+                unknown += 1
+            else:
+                s += v
+        return s, unknown
+
+
+def _group(cfg: RunConfig) -> tuple:
+    return (cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, n_compute(cfg), cfg.precision,
+            resolve_device(cfg.device).type)
+
+
+def estimate(plan: Plan, *, threads: int = 1, calibrate_missing: bool = True, rounds: int = 3,
+             log: Callable[[str], None] | None = None) -> Estimate:
+    """Estimated seconds per run of ``plan``, from measured per-round speeds.
+
+    Per group of runs with the same data set, model, norm, k, b, number of clients
+    computing gradients, precision and device: the median all-in seconds per round
+    (training, evaluations, setup) of runs of the group already computed by a sweep
+    (``wall_seconds / rounds_computed`` in their meta), else a calibration of this
+    machine (:func:`calibrate`; cached in ``<store>/.calibration.json``), whose
+    round time is scaled linearly to the group's number of computing clients and
+    to which the evaluations are added.  Without either (``calibrate_missing=False``)
+    the group has no estimate.
+    """
+    cache_path = plan.store.root / ".calibration.json"
+    cache = _read_json(cache_path)
+    finished: dict[tuple, list[float]] = {}
+    for cfg in plan.done:
+        meta = _read_json(plan.store.path(cfg) / "meta.json")
+        if meta.get("wall_seconds") and meta.get("rounds_computed"):
+            finished.setdefault(_group(cfg), []).append(meta["wall_seconds"] / meta["rounds_computed"])
+    groups: dict[tuple, list[RunConfig]] = {}
+    for cfg in plan.configs:
+        groups.setdefault(_group(cfg), []).append(cfg)
+    seconds: dict[str, float | None] = {}
+    rows = []
+    done = {d.key() for d in plan.done}
+    for g, cfgs in groups.items():
+        todo = [c for c in cfgs if c.key() not in done]
+        per_round, source = None, "no estimate (calibration skipped)"
+        if g in finished:
+            per_round = float(pd.Series(finished[g]).median())
+            source = f"{len(finished[g])} finished run{'s' * (len(finished[g]) != 1)}"
+        else:
+            ckey = _calibration_key(cfgs[0], threads)
+            cal = cache.get(ckey)
+            if cal is None and calibrate_missing and todo:
+                if log:
+                    log(f"calibrating {g[0]}/{g[1]} ({rounds}+ timed rounds on this machine) ...")
+                cal = cache[ckey] = calibrate(cfgs[0], threads=threads, rounds=rounds)
+                _write_json(cache_path, cache)
+            if cal is not None:
+                scale = n_compute(cfgs[0]) / cal["n_compute"]
+                ref = cfgs[0]
+                per_round = cal["seconds_per_round"] * scale + \
+                    (cal["seconds_per_eval"] * n_evaluations(ref) + cal.get("seconds_setup", 0.0)) / total_rounds(ref)
+                source = f"calibration, {cal['rounds_timed']} rounds" + \
+                         (" on stand-in data" if cal.get("stand_in") else "") + f" ({cal['measured_at']})"
+        for c in cfgs:
+            seconds[c.key()] = None if per_round is None else per_round * total_rounds(c)
+        rounds_per_run = int(pd.Series([total_rounds(c) for c in cfgs]).median())
+        rows.append({"dataset": g[0], "model": g[1], "clients": g[5], "device": g[7], "runs": len(cfgs),
+                     "to_run": len(todo), "rounds_per_run": rounds_per_run, "seconds_per_round": per_round,
+                     "hours_per_run": None if per_round is None else per_round * rounds_per_run / 3600,
+                     "source": source})
+    return Estimate(seconds, pd.DataFrame(rows), threads)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    if seconds < 10:
+        return f"{seconds:.2g}s"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f} days"
+
+
+# =========================================================================== running (worker side)
+_LOADED_PLUGINS: set[str] = set()
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while starting a worker process (which inherits it until it installs its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _load_plugins(plugins: Iterable[str]) -> None:
+    for p in plugins:
+        if p not in _LOADED_PLUGINS:
+            load_plugin(p)
+            _LOADED_PLUGINS.add(p)
+
+
+def _dataset(cfg: RunConfig):
+    """The run's data set, loaded once per process and device (sweeps run many runs per data set)."""
+    from .data import load_dataset
+
+    dev = resolve_device(cfg.device)
+    key = (cfg.dataset, cfg.data_root, str(dev))
+    if key not in _DATA_CACHE:
+        if len(_DATA_CACHE) >= 2:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download).to(dev)
+    return _DATA_CACHE[key]
+
+
+class _Checkpointer:
+    """Saves a simulation every ``every`` rounds or ``seconds`` of wall time, whichever comes first."""
+
+    def __init__(self, sim, path: Path, every: int | None, seconds: float):
+        self.sim, self.path = sim, path
+        self.every = every or max(1, math.ceil(sim.total_rounds / 10))
+        self.seconds = seconds
+        self.last_t, self.last_time = sim.t, time.monotonic()
+
+    def maybe(self) -> None:
+        if self.sim.t - self.last_t >= self.every or time.monotonic() - self.last_time >= self.seconds:
+            self.save()
+
+    def save(self) -> None:
+        self.sim.save_checkpoint(self.path)
+        self.last_t, self.last_time = self.sim.t, time.monotonic()
+
+
+def _restore(sim, path: Path) -> int:
+    """Continue ``sim`` from its checkpoint if there is a usable one; returns the round it starts from."""
+    if not path.exists():
+        return 0
+    try:
+        sim.load_checkpoint(path)
+        return sim.t
+    except Exception:  # unreadable, or another config's: start afresh (both fail before any state is set)
+        path.unlink(missing_ok=True)
+        return 0
+
+
+def _finish(result, t0: float, start: int, sim, batch: int = 1) -> Any:
+    import torch
+
+    result.meta.update(wall_seconds=(time.perf_counter() - t0) / batch, rounds_computed=sim.t - start,
+                       resumed_from_round=start, threads=torch.get_num_threads(), host=platform.node(),
+                       batch=batch)
+    return result
+
+
+def _outcome(cfg: RunConfig, result=None, error: BaseException | None = None, attach: bool = False) -> dict:
+    if error is not None:
+        return {"key": cfg.key(), "status": "error", "error": f"{type(error).__name__}: {error}".splitlines()[0],
+                "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))}
+    out = {"key": cfg.key(), "status": "diverged" if result.diverged else "done",
+           "accuracy": result.final_accuracy, "wall_seconds": result.meta.get("wall_seconds"),
+           "rounds_computed": result.meta.get("rounds_computed")}
+    if attach:
+        out["result"] = result
+    return out
+
+
+def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
+    """Run one config to the end, continuing from and saving to its checkpoint."""
+    from .simulator import RoundInterrupt, Simulation
+
+    t0 = time.perf_counter()
+    sim = Simulation(cfg, dataset=_dataset(cfg))
+    ckpt = store.checkpoint_path(cfg)
+    start = _restore(sim, ckpt)
+    saver = _Checkpointer(sim, ckpt, opts["checkpoint_every"], opts["checkpoint_seconds"])
+    try:
+        while not sim.done:
+            sim.advance(1)
+            if not sim.done:
+                saver.maybe()
+    except RoundInterrupt:  # stopped at a round boundary: the state is consistent
+        saver.save()
+        raise
+    if opts["keep_final_checkpoint"]:  # the driver stores the result, then removes the file
+        saver.save()
+    return _finish(sim.result(), t0, start, sim)
+
+
+def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Callable[[dict], None]) -> None:
+    """Run compatible configs together in one :class:`BatchedSimulation`; emit each as it finishes."""
+    from .batched import BatchedSimulation
+    from .simulator import RoundInterrupt
+
+    t0 = time.perf_counter()
+    bsim = BatchedSimulation(cfgs, dataset=_dataset(cfgs[0]))
+    paths = [store.checkpoint_path(c) for c in cfgs]
+    starts = [_restore(s, p) for s, p in zip(bsim.sims, paths)]
+    savers = [_Checkpointer(s, p, opts["checkpoint_every"], opts["checkpoint_seconds"])
+              for s, p in zip(bsim.sims, paths)]
+    emitted = [False] * len(cfgs)
+    while True:
+        for i, s in enumerate(bsim.sims):
+            if s.done and not emitted[i]:
+                if opts["keep_final_checkpoint"]:
+                    savers[i].save()
+                emit(_handle_result(cfgs[i], _finish(s.result(), t0, starts[i], s, len(cfgs)), store, opts))
+                emitted[i] = True
+        if bsim.done:
+            return
+        try:
+            bsim.advance(1)
+        except RoundInterrupt:  # stopped at a round boundary: every run's state is consistent
+            for s, saver in zip(bsim.sims, savers):
+                if not s.done:
+                    saver.save()
+            raise
+        for s, saver in zip(bsim.sims, savers):
+            if not s.done:
+                saver.maybe()
+
+
+def _handle_result(cfg: RunConfig, result, store: ResultStore, opts: dict) -> dict:
+    if opts["write"]:  # stored by the process that computed it, so nothing finished waits in memory
+        store.put(result)
+        store.checkpoint_path(cfg).unlink(missing_ok=True)
+    return _outcome(cfg, result, attach=not opts["write"])
+
+
+def execute_job(cfgs: list[RunConfig], store_root: str, opts: dict,
+                emit: Callable[[dict], None] | None = None) -> list[dict]:
+    """Compute a job (one run, or several compatible runs batched) and report one outcome per run.
+
+    ``opts``: ``checkpoint_every``, ``checkpoint_seconds``, ``write`` (store results here,
+    or return them in the outcome for the driver to store), ``keep_final_checkpoint``.
+    A run already in the store is reported ``cached`` and not recomputed.  Exceptions
+    become ``error`` outcomes (with the traceback) — except KeyboardInterrupt.
+    """
+    store = ResultStore(store_root)
+    outcomes: list[dict] = []
+
+    def out(o: dict) -> None:
+        outcomes.append(o)
+        if emit is not None:
+            emit(o)
+
+    pending = []
+    for cfg in cfgs:
+        if opts["write"] and store.contains(cfg):
+            out({"key": cfg.key(), "status": "cached"})
+        else:
+            pending.append(cfg)
+    if len(pending) == 1:
+        cfg = pending[0]
+        try:
+            out(_handle_result(cfg, _run_single(cfg, store, opts), store, opts))
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 — any failure of a run is recorded, the sweep goes on
+            out(_outcome(cfg, error=e))
+    elif pending:
+        done: set[str] = set()
+
+        def emit_batched(o: dict) -> None:
+            done.add(o["key"])
+            out(o)
+
+        try:
+            _run_batch(pending, store, opts, emit_batched)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001
+            for cfg in pending:
+                if cfg.key() not in done:
+                    out(_outcome(cfg, error=e))
+    return outcomes
+
+
+def _worker_main(conn, threads: int, plugins: list[str], store_root: str, opts: dict) -> None:
+    """A local worker process: receive jobs, stream back one message per finished run, then ``idle``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        _load_plugins(plugins)
+        with stop_at_round_boundaries(escalate=False):
+            while True:
+                job = conn.recv()
+                if job is None:
+                    return
+                execute_job(job, store_root, opts, emit=lambda o: conn.send(("outcome", o)))
+                conn.send(("idle", None))
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        return
+
+
+def _ray_job(cfgs: list[RunConfig], store_root: str, opts: dict, threads: int, plugins: list[str]) -> list[dict]:
+    """A Ray task: one job, its results returned to the driver (which alone writes the store)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    _load_plugins(plugins)
+    return execute_job(cfgs, store_root, opts)
+
+
+# =========================================================================== engines (driver side)
+class _LocalPool:
+    """``n`` long-lived worker processes, each given one job at a time.
+
+    A hand-made pool rather than ``concurrent.futures``: the driver knows which job
+    each process holds, so a process that dies (segfault, out-of-memory kill) is
+    charged to exactly its own runs, and a fresh process replaces it.
+    """
+
+    def __init__(self, n: int, threads: int, plugins: list[str], store_root: str, opts: dict):
+        import multiprocessing as mp
+
+        # Never fork this process (it may hold torch threads): workers come from a fork server
+        # that has imported byzlab once (each worker then starts in milliseconds), else are spawned.
+        if "forkserver" in mp.get_all_start_methods():
+            from multiprocessing import forkserver
+
+            self.ctx = mp.get_context("forkserver")
+            self.ctx.set_forkserver_preload([__name__])
+            with _sigint_ignored():  # inherited: a Ctrl-C never hits the fork server mid-import
+                forkserver.ensure_running()
+        else:
+            self.ctx = mp.get_context("spawn")
+        self.args = (threads, plugins, store_root, opts)
+        self.workers = [self._start() for _ in range(n)]
+
+    def _start(self) -> dict:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(child, *self.args), daemon=True)
+        if self.ctx.get_start_method() == "forkserver":
+            proc.start()  # waits for the fork server; a Ctrl-C meanwhile must still stop this process
+        else:
+            with _sigint_ignored():  # inherited until the worker installs its own handler
+                proc.start()
+        child.close()
+        return {"proc": proc, "conn": parent, "job": None, "pending": set()}
+
+    def idle(self) -> list[dict]:
+        return [w for w in self.workers if w["job"] is None]
+
+    def busy(self) -> bool:
+        return any(w["job"] is not None for w in self.workers)
+
+    def submit(self, worker: dict, job: list[RunConfig]) -> None:
+        worker["job"], worker["pending"] = job, {c.key() for c in job}
+        worker["conn"].send(job)
+
+    def wait(self) -> Iterator[tuple[str, Any]]:
+        """Block until a busy worker reports; yield ``("outcome", dict)`` or ``("died", (cfgs, exitcode))``."""
+        from multiprocessing.connection import wait
+
+        busy = [w for w in self.workers if w["job"] is not None]
+        wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy])
+        for w in busy:
+            try:
+                while w["conn"].poll():
+                    kind, payload = w["conn"].recv()
+                    if kind == "outcome":
+                        w["pending"].discard(payload["key"])
+                        yield "outcome", payload
+                    else:
+                        w["job"], w["pending"] = None, set()
+            except (EOFError, OSError):
+                pass
+            if w["job"] is not None and not w["proc"].is_alive():
+                lost = [c for c in w["job"] if c.key() in w["pending"]]
+                code = w["proc"].exitcode
+                self.workers[self.workers.index(w)] = self._start()
+                yield "died", (lost, code)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Ask every worker to stop (busy ones save their run first), then make sure they are gone."""
+        for w in self.workers:
+            try:
+                if w["job"] is None:
+                    w["conn"].send(None)
+                elif w["proc"].is_alive():
+                    os.kill(w["proc"].pid, signal.SIGTERM)  # → saves at the end of the round, exits
+            except (OSError, BrokenPipeError):
+                pass
+        deadline = time.monotonic() + timeout
+        for w in self.workers:
+            w["proc"].join(max(0.0, deadline - time.monotonic()))
+            if w["proc"].is_alive():
+                w["proc"].kill()
+                w["proc"].join()
+
+
+def _died_message(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"WorkerDied: worker process killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"WorkerDied: worker process exited with code {code}"
+
+
+@dataclass
+class _Tracker:
+    """Driver-side bookkeeping: attempts, retries, counts and the progress bar."""
+
+    plan: Plan
+    retries: int
+    est: Estimate | None
+    parallel: int
+    progress: bool
+    attempts: Counter = field(default_factory=Counter)
+    computed: int = 0
+    diverged: int = 0
+    cached: int = 0
+    failed: dict = field(default_factory=dict)
+    actual: float = 0.0
+    predicted: float = 0.0
+    remaining: set = field(default_factory=set)
+
+    def __post_init__(self):
+        self.by_key = {c.key(): c for c in self.plan.todo}
+        self.remaining = set(self.by_key)
+        self.t0 = time.monotonic()
+        self.bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.plan.total, initial=len(self.plan.done), unit="run",
+                            desc=f"sweep {self.plan.profile.name}", dynamic_ncols=True, smoothing=0,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
+                                       "[{elapsed}{postfix}]")
+            self._postfix()
+
+    def _postfix(self) -> None:
+        if self.bar is None:
+            return
+        parts = []
+        eta = self.eta()
+        if eta is not None:
+            parts.append(f"eta {_fmt_duration(eta)}")
+        if self.diverged:
+            parts.append(f"{self.diverged} diverged")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        self.bar.set_postfix_str(", ".join(parts), refresh=True)
+
+    def eta(self) -> float | None:
+        """Remaining wall time: measured estimates of the remaining runs, corrected by how this
+        sweep's runs compared with their estimates, over the parallel runs; else the rate so far."""
+        if self.est is not None:
+            left, unknown = self.est.total(self.remaining)
+            if left and not unknown:
+                ratio = self.actual / self.predicted if self.predicted > 0 else 1.0
+                return left * ratio / max(1, self.parallel)
+        finished = self.computed + self.cached
+        if finished:
+            return (time.monotonic() - self.t0) / finished * len(self.remaining)
+        return None
+
+    def handle(self, o: dict) -> RunConfig | None:
+        """Book an outcome; returns the config to submit again when it is retried."""
+        key = o["key"]
+        cfg = self.by_key.get(key)
+        if cfg is None or key not in self.remaining:
+            return None
+        status = o["status"]
+        if status == "error":
+            self.attempts[key] += 1
+            self.plan.store.record_error(cfg, o["error"], attempt=self.attempts[key], tb=o.get("traceback"))
+            if self.attempts[key] <= self.retries:
+                return cfg
+            self.failed[key] = o["error"]
+        else:
+            if "result" in o:  # from a remote worker: the driver is the only writer
+                if not self.plan.store.contains(cfg):
+                    self.plan.store.put(o["result"])
+                self.plan.store.checkpoint_path(cfg).unlink(missing_ok=True)
+            if status == "cached":
+                self.cached += 1
+            else:
+                self.computed += 1
+                self.diverged += status == "diverged"
+                self._learn(cfg, o)
+        self.remaining.discard(key)
+        if self.bar is not None:
+            self.bar.update(1)
+            self._postfix()
+        return None
+
+    def _learn(self, cfg: RunConfig, o: dict) -> None:
+        """Compare a finished run with its estimate; a group without one takes its measured speed."""
+        wall, rounds = o.get("wall_seconds"), o.get("rounds_computed")
+        if self.est is None or not wall or not rounds:
+            return
+        predicted = self.est.seconds.get(cfg.key())
+        if predicted:
+            self.actual += wall
+            self.predicted += predicted * rounds / total_rounds(cfg)
+            return
+        group, per_round = _group(cfg), wall / rounds
+        for k in self.remaining:
+            if self.est.seconds.get(k) is None and _group(self.by_key[k]) == group:
+                self.est.seconds[k] = per_round * total_rounds(self.by_key[k])
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _jobs(todo: list[RunConfig], batch: int) -> list[list[RunConfig]]:
+    """Group runs into jobs of up to ``batch`` runs sharing a :func:`batch_key`, in plan order."""
+    if batch <= 1:
+        return [[c] for c in todo]
+    from .batched import batch_key
+
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in todo:
+        groups.setdefault(batch_key(c), []).append(c)
+    jobs = []
+    for cfgs in groups.values():
+        jobs += [cfgs[i: i + batch] for i in range(0, len(cfgs), batch)]
+    order = {c.key(): i for i, c in enumerate(todo)}
+    return sorted(jobs, key=lambda j: order[j[0].key()])
+
+
+def _run_inline(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, threads: int,
+                plugins: list[str]) -> None:
+    """``workers=0``: every run in this process, one after the other (no isolation; for debugging)."""
+    import torch
+
+    _load_plugins(plugins)
+    queue = deque(jobs)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)  # as in a worker: the same numbers, and no oversubscribed cores
+    try:
+        with stop_at_round_boundaries(escalate=True):
+            while queue:
+                job = queue.popleft()
+                for o in execute_job(job, str(tracker.plan.store.root), opts):
+                    again = tracker.handle(o)
+                    if again is not None:
+                        queue.append([again])
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_local(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, workers: int, threads: int,
+               plugins: list[str]) -> None:
+    queue = deque(jobs)
+    pool = _LocalPool(min(workers, len(jobs)) or 1, threads, plugins, str(tracker.plan.store.root), opts)
+    try:
+        while queue or pool.busy():
+            for w in pool.idle():
+                if not queue:
+                    break
+                pool.submit(w, queue.popleft())
+            for kind, payload in pool.wait():
+                if kind == "outcome":
+                    again = tracker.handle(payload)
+                    if again is not None:
+                        queue.append([again])
+                else:
+                    lost, code = payload
+                    for cfg in lost:
+                        again = tracker.handle({"key": cfg.key(), "status": "error", "error": _died_message(code)})
+                        if again is not None:
+                            queue.append([again])
+    finally:
+        pool.close()
+
+
+def _run_ray(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, *, address: str | None, workers: int,
+             threads: int, gpus_per_run: float, plugins: list[str], max_retries: int) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("engine: 'ray' needs the ray package (pip install 'byzlab[ray]')") from None
+    started = False
+    if not ray.is_initialized():
+        import logging
+
+        if address or os.environ.get("RAY_ADDRESS"):
+            ray.init(address=address or None, logging_level=logging.ERROR)
+        else:  # a local instance sized like the local engine
+            ray.init(num_cpus=max(1, workers) * threads, include_dashboard=False, logging_level=logging.ERROR)
+            started = True
+    root = str(tracker.plan.store.root)
+    task = ray.remote(_ray_job)
+
+    def submit(job: list[RunConfig]):
+        return task.options(num_cpus=threads, num_gpus=gpus_per_run, max_retries=max_retries,
+                            retry_exceptions=False).remote(job, root, opts, threads, plugins)
+
+    refs = {submit(job): job for job in jobs}
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                job = refs.pop(ref)
+                try:
+                    outcomes = ray.get(ref)
+                except Exception as e:  # noqa: BLE001 — the task failed beyond Ray's own retries
+                    outcomes = [{"key": c.key(), "status": "error",
+                                 "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+                                for c in job]
+                for o in outcomes:
+                    again = tracker.handle(o)
+                    if again is not None:
+                        refs[submit([again])] = [again]
+    except KeyboardInterrupt:
+        for ref in refs:
+            ray.cancel(ref, force=False)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _auto_batch(plan: Plan, todo: list[RunConfig], threads: int, workers: int) -> int:
+    """Runs per job: 1 on CPU; on CUDA as many as fit in memory (measured for one run), at most 32."""
+    if not todo or resolve_device(todo[0].device).type != "cuda":
+        return 1
+    import torch
+
+    cache_path = plan.store.root / ".calibration.json"
+    cache = _read_json(cache_path)
+    need = 0
+    for cfg in {_calibration_key(c, threads): c for c in todo}.values():
+        ckey = _calibration_key(cfg, threads)
+        if ckey not in cache:
+            cache[ckey] = calibrate(cfg, threads=threads)
+            _write_json(cache_path, cache)
+            torch.cuda.empty_cache()  # give the workers what the calibration held
+        need = max(need, cache[ckey].get("peak_bytes") or 0)
+    if not need:
+        return 1
+    free, _ = torch.cuda.mem_get_info()
+    return int(max(1, min(32, 0.8 * free / max(1, workers) / (1.25 * need))))
+
+
+# =========================================================================== results
+def collect(plan: Plan) -> pd.DataFrame:
+    """One tidy row per stored run of the plan, with the experiments it belongs to (``a;b``)."""
+    results = [r for r in (plan.store.get(c) for c in plan.configs) if r is not None]
+    df = results_table(results)
+    if len(df):
+        df.insert(1, "experiments", df["key"].map(lambda k: ";".join(plan.experiments.get(k, ()))))
+    return df
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> list[Path]:
+    """CSV (and parquet when pyarrow is installed), each written to a temporary file and renamed."""
+    written = []
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    written.append(path)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return written
+    pq = path.with_suffix(".parquet")
+    tmp = pq.with_name(f".{pq.name}.tmp{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, pq)
+    written.append(pq)
+    return written
+
+
+def write_results(plan: Plan, out: Path) -> pd.DataFrame:
+    """``<out>/results.csv`` (+ parquet) and, when the profile has Table IV, ``<out>/table4.csv``."""
+    df = collect(plan)
+    _write_table(df, out / "results.csv")
+    if len(df) and "experiments" in df and df["experiments"].str.split(";").map(lambda e: "table4" in e).any():
+        t4 = table4(df, paper=True)
+        tmp = out / f".table4.csv.tmp{os.getpid()}"
+        t4.to_csv(tmp, index=False)
+        os.replace(tmp, out / "table4.csv")
+    return df
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: counts, the failures, and the results table (``table``)."""
+
+    profile: str
+    out: Path
+    total: int
+    done_before: int
+    computed: int
+    diverged: int
+    failed: dict[str, str]
+    table: pd.DataFrame
+    seconds: float
+    rendered: bool | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def done(self) -> int:
+        return len(self.table)
+
+    def __str__(self) -> str:
+        s = (f"sweep {self.profile}: {self.done}/{self.total} runs stored ({self.done_before} before, "
+             f"{self.computed} computed now, {self.diverged} diverged), {len(self.failed)} failed, "
+             f"{_fmt_duration(self.seconds)}; results: {self.out / 'results.csv'}")
+        return s
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        counts = pd.DataFrame([{"runs": self.total, "stored": self.done, "computed now": self.computed,
+                                "diverged": self.diverged, "failed": len(self.failed),
+                                "time": _fmt_duration(self.seconds)}])
+        return f"<b>sweep {self.profile}</b> → {self.out}" + counts.to_html(index=False)
+
+
+# =========================================================================== the sweep
+def _check_int(name: str, value: Any, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ConfigError(f"{name}: must be an integer >= {lo}, got {value!r}")
+
+
+@contextlib.contextmanager
+def _out_lock(out: Path) -> Iterator[None]:
+    """One sweep at a time in ``out`` (the lock dies with its process, SIGKILL included)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".sweep.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"out: another sweep is running in {out}; wait for it or choose another --out") \
+                from None
+        yield
+
+
+def _resolve_profile(profile: str | os.PathLike | Profile, out: Path, resume: bool,
+                     overrides: dict, seeds: list[int] | None) -> tuple[Profile, str]:
+    """The profile to sweep and a description of where it came from."""
+    swept = out / "profile.yaml"
+    if resume:  # ``profile`` only located ``out``; the grid is the one written when the sweep started
+        if not swept.exists():
+            raise ConfigError(f"resume: no sweep to resume in {out} (no profile.yaml); "
+                              "start one with --profile NAME --out DIR")
+        if overrides or seeds:
+            raise ConfigError("resume: continues the sweep as it was started; drop the run options "
+                              "(or rerun without --resume to change the grid)")
+        return load_profile(swept), _read_json(out / "sweep.json").get("profile_source", str(swept))
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    source = str(profile.path if isinstance(profile, Profile) else profile)
+    if seeds is not None:
+        prof = prof.with_seeds(list(seeds))
+    if overrides:
+        prof = prof.with_overrides(**overrides)
+    return prof, source
+
+
+def dry_run(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLike | None = None, *,
+            store: str | os.PathLike | None = None, resume: bool = False, experiments: Iterable[str] | None = None,
+            workers: int | None = None, threads: int = 1, engine: str = "local", calibrate_missing: bool = True,
+            overrides: dict | None = None, seeds: list[int] | None = None,
+            print_fn: Callable[[str], None] = print) -> tuple[Plan, Estimate]:
+    """Print the runs of the sweep, what is already done and the estimated time; run nothing."""
+    out, prof, _, plan, workers = _prepare(profile, out, store, resume, experiments, workers, threads, engine,
+                                           overrides or {}, seeds)
+    counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
+    print_fn(f"profile {prof.name}: {plan.total} runs ({counts}; a run shared by experiments counts once), "
+             f"seeds {prof.seeds}")
+    print_fn(f"store {plan.store.root}: {len(plan.done)} done, {len(plan.todo)} to run"
+             + (f" ({len(plan.failed)} failed before, retried)" if plan.failed else ""))
+    est = estimate(plan, threads=threads, calibrate_missing=calibrate_missing, log=print_fn)
+    g = est.groups.copy()
+    if len(g):
+        g["s/round"] = g["seconds_per_round"].map(lambda v: "?" if v is None or pd.isna(v) else f"{v:.3g}")
+        g["time/run"] = [_fmt_duration(None if pd.isna(v) else v * 3600) for v in g["hours_per_run"]]
+        cols = ["dataset", "model", "clients", "device", "runs", "to_run", "rounds_per_run", "s/round",
+                "time/run", "source"]
+        print_fn(f"measured speed ({threads} thread{'s' * (threads != 1)} per run; s/round includes evaluations):")
+        print_fn(g[cols].to_string(index=False))
+    left, unknown = est.total(c.key() for c in plan.todo)
+    parallel = max(1, workers)  # workers=0 runs them one by one in this process
+    line = (f"estimate for the {len(plan.todo)} runs to do: {_fmt_duration(left)} of compute, about "
+            f"{_fmt_duration(left / parallel)} with {parallel} parallel run{'s' * (parallel != 1)}")
+    if engine == "ray":
+        line += " (on Ray: divide the compute by the runs the cluster holds at once)"
+    if unknown:
+        line += f"; {unknown} runs without an estimate"
+    print_fn(line)
+    return plan, est
+
+
+def _prepare(profile, out, store, resume, experiments, workers, threads, engine, overrides, seeds):
+    """Check the arguments shared by :func:`run_sweep` and :func:`dry_run`; build the plan."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine: unknown {engine!r}; choose one of: {', '.join(ENGINES)}")
+    _check_int("threads", threads, 1)
+    if workers is not None:
+        _check_int("workers", workers, 0)
+    if out is None:
+        name = profile.name if isinstance(profile, Profile) else Path(str(profile)).stem
+        out = Path("sweeps") / name
+    out = Path(out)
+    prof, source = _resolve_profile(profile, out, resume, overrides, seeds)
+    if store is not None:
+        root = Path(store)
+    else:  # rerunning a sweep started with --store keeps using that store
+        root = Path(_read_json(out / "sweep.json").get("store") or out / "store")
+    plan = make_plan(prof, ResultStore(root), experiments)
+    if workers is None:
+        on_cuda = bool(plan.configs) and resolve_device(plan.configs[0].device).type == "cuda"
+        workers = 2 if on_cuda else max(1, (os.cpu_count() or 1) // threads)
+    return out, prof, source, plan, workers
+
+
+def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLike | None = None, *,
+              store: str | os.PathLike | None = None, resume: bool = False, engine: str = "local",
+              address: str | None = None, workers: int | None = None, threads: int = 1, batch: int | None = None,
+              gpus_per_run: float = 0.0, checkpoint_every: int | None = None, checkpoint_seconds: float = 600.0,
+              retries: int = 1, experiments: Iterable[str] | None = None, overrides: dict | None = None,
+              seeds: list[int] | None = None, plugins: Iterable[str] = (), render: bool = True,
+              progress: bool = True, ray_max_retries: int = 3,
+              print_fn: Callable[[str], None] = print) -> SweepSummary:
+    """Compute every missing run of a profile, write the results table, render the notebooks.
+
+    Parameters
+    ----------
+    profile
+        ``quick``, ``paper``, a YAML path or a :class:`~byzlab.experiments.Profile`.
+    out
+        Output folder (default ``sweeps/<profile name>``); see the module docstring.
+    store
+        Results store folder (default ``<out>/store``); share one between sweeps to reuse runs.
+    resume
+        Continue the sweep in ``out`` exactly as it was started (its ``profile.yaml``);
+        simply calling again with the same arguments also resumes.
+    engine, address
+        ``local`` (processes on this machine) or ``ray`` (tasks on the Ray cluster at
+        ``address``; a local Ray instance without one).
+    workers, threads
+        Runs at once (default: CPU cores / threads; 2 on CUDA; 0 = in this process) and
+        torch threads per run (also the CPUs a Ray task requests).
+    batch
+        Runs per job, batched with :class:`~byzlab.batched.BatchedSimulation` (default:
+        as many as fit on CUDA, 1 on CPU).
+    gpus_per_run
+        GPUs a Ray task requests (fractions pack several runs on one GPU).
+    checkpoint_every, checkpoint_seconds
+        Save a run in progress every N rounds (default: a tenth of the run) or
+        every so many seconds, whichever comes first.
+    retries
+        Times a run that raised (or whose worker died) is tried again.
+    experiments, overrides, seeds, plugins
+        Only these experiments; config fields applied to every run; seeds replacing
+        the profile's; modules registering extra rules (also loaded in the workers).
+    render
+        Render the notebooks with ``byzlab.figures.render`` once the runs are done.
+
+    Returns a :class:`SweepSummary`; its ``table`` is the tidy results table.
+    """
+    t_start = time.monotonic()
+    overrides = dict(overrides or {})
+    _check_int("retries", retries, 0)
+    _check_int("ray_max_retries", ray_max_retries, 0)
+    if batch is not None:
+        _check_int("batch", batch, 1)
+    if checkpoint_every is not None:
+        _check_int("checkpoint_every", checkpoint_every, 1)
+    if not isinstance(checkpoint_seconds, (int, float)) or not checkpoint_seconds > 0:
+        raise ConfigError(f"checkpoint_seconds: must be > 0, got {checkpoint_seconds!r}")
+    if not isinstance(gpus_per_run, (int, float)) or isinstance(gpus_per_run, bool) or gpus_per_run < 0:
+        raise ConfigError(f"gpus_per_run: must be a number >= 0, got {gpus_per_run!r}")
+    if address is not None and engine != "ray":
+        raise ConfigError("address: only with engine 'ray' (--engine ray --address HOST:PORT)")
+    # files as absolute paths: the profile written into ``out`` must find them from there
+    plugins = [str(Path(p).resolve()) if p.endswith(".py") or os.sep in p else p for p in plugins]
+    for p in plugins:
+        load_plugin(p)
+    out, prof, source, plan, workers = _prepare(profile, out, store, resume, experiments, workers, threads,
+                                                engine, overrides, seeds)
+    if plugins:
+        prof = dataclasses.replace(prof, plugins=list(dict.fromkeys([*prof.plugins, *plugins])))
+    plugins = prof.plugins
+    with _out_lock(out):
+        if not resume:
+            prof.save(out / "profile.yaml")
+        _write_json(out / "sweep.json", {
+            "profile_source": source, "store": str(plan.store.root.resolve()), "engine": engine, "address": address,
+            "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+        plan.store.clean_temporaries()
+        if batch is None:
+            batch = _auto_batch(plan, plan.todo, threads, workers) if engine == "local" else 1
+        jobs = _jobs(plan.todo, batch)
+        est = estimate(plan, threads=threads, calibrate_missing=False)
+        parallel = workers if engine == "local" else max(1, workers)
+        tracker = _Tracker(plan, retries, est, max(1, parallel), progress)
+        opts = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": float(checkpoint_seconds),
+                "write": engine == "local", "keep_final_checkpoint": engine == "ray"}
+        try:
+            if jobs:
+                if engine == "ray":
+                    _run_ray(jobs, tracker, opts, address=address, workers=workers or 1, threads=threads,
+                             gpus_per_run=gpus_per_run, plugins=plugins, max_retries=ray_max_retries)
+                elif workers == 0:
+                    _run_inline(jobs, tracker, opts, threads, plugins)
+                else:
+                    _run_local(jobs, tracker, opts, workers, threads, plugins)
+        except KeyboardInterrupt:
+            tracker.close()
+            stored = len(plan.done) + tracker.computed + tracker.cached
+            print_fn(f"byzlab sweep: interrupted; {stored}/{plan.total} runs stored, runs in progress saved at "
+                     f"their last round; continue with: byzlab sweep --resume --out {out}")
+            raise
+        tracker.close()
+        df = write_results(plan, out)
+    summary = SweepSummary(prof.name, out, plan.total, len(plan.done), tracker.computed, tracker.diverged,
+                           dict(tracker.failed), df, time.monotonic() - t_start)
+    if render:
+        summary.rendered = _render(out, plan.store.root, print_fn)
+    return summary
+
+
+def _render(out: Path, store_root: Path, print_fn: Callable[[str], None]) -> bool:
+    """Render the figure notebooks from the stored results (byzlab.figures, imported only now)."""
+    import importlib
+
+    try:
+        figures = importlib.import_module(f"{__package__}.figures")
+    except ImportError as e:
+        if e.name != f"{__package__}.figures":  # figures itself failed to import something: show it
+            raise
+        print_fn("byzlab sweep: byzlab.figures is not available; skipping the notebooks")
+        return False
+    figures.render(profile=str(out / "profile.yaml"), store=str(store_root), out=str(out / "notebooks"),
+                   figures_dir=str(out / "figures"))
+    return True
+
+
+# =========================================================================== command line
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return seeds
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """``byzlab sweep``: registered by :mod:`byzlab.cli`."""
+    from .cli import add_run_options
+
+    p = subparsers.add_parser(
+        "sweep", help="run a whole profile (the paper) resumably, then render the notebooks",
+        description="Expand a profile's grid (Table IV with baselines, Figs. 1, 3, 12-14, over seeds), compute "
+                    "the runs its results store lacks, write <out>/results.csv and render the notebooks. "
+                    "Safe to interrupt: rerun (or --resume) to continue. Run options below override every run.",
+        conflict_handler="resolve")
+    add_run_options(p)  # its --engine (gradient engine) is replaced by the sweep's, see --grad-engine
+    g = p.add_argument_group("sweep")
+    g.add_argument("--profile", default=None, help="quick (default), paper, or a .yaml file")
+    g.add_argument("--out", default=None, help="output folder (default sweeps/<profile>)")
+    g.add_argument("--store", default=None, help="results store folder (default <out>/store)")
+    g.add_argument("--resume", action="store_true", help="continue the sweep in --out as it was started")
+    g.add_argument("--dry-run", action="store_true", help="print the runs, what is done and the estimated time")
+    g.add_argument("--engine", dest="sweep_engine", choices=ENGINES, default="local",
+                   help="local processes (default) or Ray tasks")
+    g.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="runs at once (default: CPU cores / threads; 2 on CUDA; 0 = in this process)")
+    g.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
+    g.add_argument("--batch", type=int, default=None,
+                   help="runs per batched job (default: as many as fit on CUDA, 1 on CPU)")
+    g.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task requests, e.g. 0.25")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="save runs in progress every N rounds (default: a tenth of the run; also every 10 min)")
+    g.add_argument("--retries", type=int, default=1, help="retries of a run that crashed (1)")
+    g.add_argument("--experiment", action="append", default=None, metavar="NAME",
+                   help="only this experiment of the profile (table4, fig1, ...); repeatable")
+    g.add_argument("--seeds", type=_seeds, default=None, metavar="LIST",
+                   help="seeds replacing the profile's, e.g. 0,1,2")
+    g.add_argument("--grad-engine", dest="grad_engine", default=None,
+                   help="how client gradients are computed: auto, loop, vmap (the run option --engine)")
+    g.add_argument("--no-calibrate", action="store_true", help="--dry-run: do not time rounds on this machine")
+    g.add_argument("--no-render", action="store_true", help="do not render the notebooks")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+    return p
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .cli import config_overrides
+
+    overrides = config_overrides(args)
+    if args.grad_engine is not None:
+        overrides["engine"] = args.grad_engine
+    plugins = list(args.plugin or ())
+    profile = args.profile or "quick"  # with --resume it only names the default --out
+    if args.dry_run:
+        if args.address is not None and args.sweep_engine != "ray":
+            raise ConfigError("address: only with engine 'ray' (--engine ray --address HOST:PORT)")
+        dry_run(profile, args.out, store=args.store, resume=args.resume, experiments=args.experiment,
+                workers=args.workers, threads=args.threads, engine=args.sweep_engine,
+                calibrate_missing=not args.no_calibrate, overrides=overrides, seeds=args.seeds)
+        return 0
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        summary = run_sweep(profile, args.out, store=args.store, resume=args.resume, engine=args.sweep_engine,
+                            address=args.address, workers=args.workers, threads=args.threads, batch=args.batch,
+                            gpus_per_run=args.gpus_per_run, checkpoint_every=args.checkpoint_every,
+                            retries=args.retries, experiments=args.experiment, overrides=overrides,
+                            seeds=args.seeds, plugins=plugins, render=not args.no_render,
+                            progress=not args.quiet, print_fn=lambda line: print(line, file=sys.stderr))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(summary)
+    for key, err in summary.failed.items():
+        print(f"  failed {key}: {err}", file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM on the command line: stop like Ctrl-C (runs are saved)
+    raise KeyboardInterrupt
