@@ -4,8 +4,14 @@ Starts JupyterLab on 127.0.0.1 (free port, fixed token, throw-away config and
 runtime folders) with a copy of ``notebooks/00_explore.ipynb``, runs all cells,
 waits for the live chart to receive points, moves the z slider and checks that a
 new curve appears, that nothing went to stderr and that the dashboard's error
-line stays empty.  Prints how long the new curve's first point took and saves
-``figures/dashboard.png``.
+line stays empty.  Prints how long the new curve's first point took.  The
+dashboard's screenshot goes to the test's temporary folder, and to
+``figures/dashboard.png`` (the README's picture) with ``BYZLAB_UPDATE_SCREENSHOT=1``.
+
+JupyterLab may open a modal dialog on its own (a kernel chooser when the kernel
+list arrives late, a kernel restart notice): every dialog seen is recorded with
+its text, a kernel chooser is answered with its default (the notebook's Python
+kernel), and any other dialog fails the test with its text and the server log.
 """
 from __future__ import annotations
 
@@ -103,9 +109,13 @@ def lab(tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail("jupyter lab did not answer within 90 s")
             time.sleep(0.5)
+        # the kernel list answered once before the page asks for it (a page that gets it late
+        # asks the user to choose a kernel)
+        specs = _api(port, "/api/kernelspecs")[1]
+        assert "python3" in specs["kernelspecs"], f"no python3 kernel: {sorted(specs['kernelspecs'])}"
         for s in _api(port, "/api/sessions")[1]:  # a fresh kernel
             _api(port, f"/api/sessions/{s['id']}", "DELETE")
-        yield port
+        yield port, tmp_path / "jupyter.log"
     finally:
         try:  # shut the kernels down, then the server
             for s in _api(port, "/api/sessions")[1]:
@@ -134,14 +144,49 @@ def _wait(page, what: str, fn, timeout: float, interval: float = 0.1):
         page.wait_for_timeout(int(interval * 1000))
 
 
+def _open_dialogs(page) -> list[str]:
+    """The text of every JupyterLab modal dialog on screen."""
+    return [t.strip() for t in page.locator(".jp-Dialog").all_inner_texts()]
+
+
+def _handle_dialogs(page, seen: list[str], log: Path) -> None:
+    """Answer a kernel chooser with its default; fail on any other dialog, with its text."""
+    for _ in range(5):
+        texts = _open_dialogs(page)
+        if not texts:
+            return
+        seen.extend(texts)
+        if all(t.startswith("Select Kernel") for t in texts):
+            dialog = page.locator(".jp-Dialog").first
+            chooser = dialog.locator("select").first
+            python = [o for o in chooser.locator("option").all_inner_texts() if o.startswith("Python 3")]
+            if not python:
+                pytest.fail(f"the kernel chooser offers no Python 3 kernel: {texts!r}")
+            chooser.select_option(label=python[0])
+            dialog.locator(".jp-mod-accept").first.click(timeout=5_000)
+            page.wait_for_timeout(500)
+            continue
+        pytest.fail(f"JupyterLab opened a dialog: {texts!r}\nserver log:\n{_tail(log)}")
+    pytest.fail(f"JupyterLab dialogs keep opening: {seen!r}")
+
+
+def _tail(log: Path, n: int = 3000) -> str:
+    try:
+        return log.read_text(errors="replace")[-n:]
+    except OSError:
+        return "(no log)"
+
+
 def _traces(page) -> dict[str, dict]:
     return {t["meta"]: t for t in page.eval_on_selector(".js-plotly-plot", READ_PLOT)}
 
 
 def test_dashboard_in_jupyterlab(lab, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    port, t_start = lab, time.monotonic()
+    (port, log), t_start = lab, time.monotonic()
+    dialogs: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -157,15 +202,18 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
                 return bool(prompts) and all("*" in p or any(ch.isdigit() for ch in p) for p in prompts)
 
             for _ in range(8):
-                page.click('.lm-MenuBar-itemLabel:text-is("Run")')
-                page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+                _handle_dialogs(page, dialogs, log)
                 try:
+                    page.click('.lm-MenuBar-itemLabel:text-is("Run")', timeout=5_000)
+                    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")', timeout=5_000)
                     _wait(page, "the cells to start", all_started, timeout=8)
                     break
-                except pytest.fail.Exception:
-                    page.keyboard.press("Escape")
+                except (pytest.fail.Exception, PlaywrightTimeout):
+                    if not _open_dialogs(page):
+                        page.keyboard.press("Escape")
             else:
-                pytest.fail("Run All Cells never started every cell")
+                pytest.fail(f"Run All Cells never started every cell (dialogs seen: {dialogs!r})")
+            _handle_dialogs(page, dialogs, log)
 
             # the chart receives its first points
             page.wait_for_selector(".js-plotly-plot", timeout=90_000)
@@ -217,14 +265,19 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
             assert page.locator(".byzlab-error").inner_text().strip() == ""
             assert "round" in page.locator(".byzlab-status").inner_text()
 
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.locator(".byzlab-dashboard").screenshot(path=str(SCREENSHOT))
+            shot = tmp_path / "dashboard.png"
+            page.locator(".byzlab-dashboard").screenshot(path=str(shot))
+            if os.environ.get("BYZLAB_UPDATE_SCREENSHOT") == "1":
+                shutil.copy(shot, SCREENSHOT)
             page.locator(".byzlab-dashboard button:has-text('stop')").click()
         except BaseException:
             page.screenshot(path=str(tmp_path / "failure.png"))
             outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
-            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\noutputs: {outputs}")
+            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\noutputs: {outputs}"
+                  f"\ndialogs: {dialogs + _open_dialogs(page)!r}\nserver log:\n{_tail(log)}")
             raise
         finally:
             browser.close()
+    if dialogs:
+        print(f"dialogs answered: {dialogs!r}")
     print(f"browser test: {time.monotonic() - t_start:.1f} s end to end (server start excluded)")
