@@ -4,9 +4,8 @@ Starts JupyterLab on 127.0.0.1 (free port, fixed token, throw-away config and
 runtime folders) with a copy of ``notebooks/00_explore.ipynb``, runs all cells,
 waits for the live chart to receive points, moves the z slider and checks that a
 new curve appears, that nothing went to stderr and that the dashboard's error
-line stays empty.  Prints how long the new curve's first point took.  The
-dashboard's screenshot goes to the test's temporary folder, and to
-``figures/dashboard.png`` (the README's picture) with ``BYZLAB_UPDATE_SCREENSHOT=1``.
+line stays empty.  Prints how long the new curve's first point took and saves
+the dashboard's screenshot as ``figures/dashboard.png`` (the README's picture).
 
 JupyterLab may open a modal dialog on its own (a kernel chooser when the kernel
 list arrives late, a kernel restart notice): every dialog seen is recorded with
@@ -265,10 +264,8 @@ def test_dashboard_in_jupyterlab(lab, tmp_path):
             assert page.locator(".byzlab-error").inner_text().strip() == ""
             assert "round" in page.locator(".byzlab-status").inner_text()
 
-            shot = tmp_path / "dashboard.png"
-            page.locator(".byzlab-dashboard").screenshot(path=str(shot))
-            if os.environ.get("BYZLAB_UPDATE_SCREENSHOT") == "1":
-                shutil.copy(shot, SCREENSHOT)
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.locator(".byzlab-dashboard").screenshot(path=str(SCREENSHOT))
             page.locator(".byzlab-dashboard button:has-text('stop')").click()
         except BaseException:
             page.screenshot(path=str(tmp_path / "failure.png"))
