@@ -396,7 +396,8 @@ class Simulation:
     def _diagnostics(self, benign: torch.Tensor, aggregate: torch.Tensor) -> torch.Tensor:
         """Per-round diagnostics on the device, in one pass over X (column blocks).
 
-        cos(Δ_t, Δ_{t−1}) with Δ_t = m_byz − m̄_t (Table II); the mean cosine of the
+        cos(Δ_t, Δ_{t−1}) with Δ_t = m_byz − m̄_t (Table II; m_byz is the first Byzantine
+        client's vector, which every omniscient attack sends from all k_m); the mean cosine of the
         benign and of the Byzantine vectors with m̃_{t−1} (Table III); CC's clip
         fraction, the share of vectors farther than τ from its centre (m̃_{t−1}, zero
         at t = 1); ‖m̃_t‖.
