@@ -7,7 +7,7 @@ in Federated Learning" (the ROP attack against Centered Clipping).
 >>> result = byzlab.run(dataset="digits", attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=3)
 >>> result.history[["round", "test_accuracy", "train_loss"]]   # doctest: +SKIP
 """
-from . import aggregators, attacks
+from . import aggregators, attacks, defences
 from .config import RunConfig, available
 from .registry import (
     ConfigError,
@@ -32,6 +32,7 @@ def dashboard(*args, **kwargs):
 __all__ = [
     "aggregators",
     "attacks",
+    "defences",
     "RunConfig",
     "RunResult",
     "Simulation",

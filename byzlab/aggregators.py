@@ -215,35 +215,37 @@ def median(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (top[-1] + top[-2])
 
 
-def trimmed_mean(x: torch.Tensor, b: int) -> torch.Tensor:
+def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
     r"""Coordinate-wise trimmed mean (TM, [61]; Section III-D).
 
-    For each coordinate j drop the ``b`` largest and ``b`` smallest values and
-    average the remaining k − 2b:
+    For each coordinate j drop the ``f`` largest and ``f`` smallest values and
+    average the remaining k − 2f:
 
-    .. math:: [\mathrm{TM}(x)]_j = \frac{1}{k-2b}\sum_{i=b+1}^{k-b} x_{\omega_j(i)\,j}
+    .. math:: [\mathrm{TM}(x)]_j = \frac{1}{k-2f}\sum_{i=f+1}^{k-f} x_{\omega_j(i)\,j}
 
-    where ω_j sorts column j.  In the simulator ``b`` = k_m.  Requires k > 2b.
-    On CPU a :func:`rank_network` moves the b smallest and b largest values of
+    where ω_j sorts column j.  In the simulator ``f`` is the round context's
+    ``f`` (= k_m unless ``agg_f`` is set; ByzFL's ``TrMean(f)`` uses the same
+    name).  Requires k > 2f.
+    On CPU a :func:`rank_network` moves the f smallest and f largest values of
     every column to the outer rows and the middle rows are summed; elsewhere it is
-    (sum − top-b − bottom-b) with two ``topk`` selections.
+    (sum − top-f − bottom-f) with two ``topk`` selections.
     """
     _check(x)
     k = x.shape[0]
-    if not 0 <= b or 2 * b >= k:
-        raise ValueError(f"b: trimmed_mean needs 0 <= 2*b < k (k={k}), got b={b}")
-    if b == 0:
+    if not 0 <= f or 2 * f >= k:
+        raise ValueError(f"f: trimmed_mean needs 0 <= 2*f < k (k={k}), got f={f}")
+    if f == 0:
         return x.mean(0)
     if x.device.type == "cpu":
-        net = rank_network(k, (b, k - b))
+        net = rank_network(k, (f, k - f))
         out = x.new_empty(x.shape[1])
         for sl in column_blocks(x):
-            out[sl] = apply_rank_network_(x[:, sl].clone(), net)[b: k - b].sum(0)
-        return out.div_(k - 2 * b)
+            out[sl] = apply_rank_network_(x[:, sl].clone(), net)[f: k - f].sum(0)
+        return out.div_(k - 2 * f)
     total = x.sum(0)
-    hi = torch.topk(x, b, dim=0, sorted=False).values.sum(0)
-    lo = torch.topk(x, b, dim=0, largest=False, sorted=False).values.sum(0)
-    return (total - hi - lo) / (k - 2 * b)
+    hi = torch.topk(x, f, dim=0, sorted=False).values.sum(0)
+    lo = torch.topk(x, f, dim=0, largest=False, sorted=False).values.sum(0)
+    return (total - hi - lo) / (k - 2 * f)
 
 
 # --------------------------------------------------------------------------- RFA
@@ -276,8 +278,8 @@ def geometric_median(x: torch.Tensor, iters: int = 3, nu: float = 0.1, init: str
 def centered_clip(x: torch.Tensor, center: torch.Tensor | None, tau: float, iters: int = 1) -> torch.Tensor:
     r"""Centered Clipping (CC, [27]; Eq. 6 and Algorithm 2 of the paper).
 
-    With v₀ = ``center`` (the previous aggregate m̃_{t−1}; zeros when ``None``,
-    i.e. at t = 1) and ``iters`` (l) iterations:
+    With v₀ = ``center`` (the previous aggregate m̃_{t−1}; the simulator passes
+    zeros at t = 1, and ``None`` is read as zeros) and ``iters`` (l) iterations:
 
     .. math:: v_{l+1} = v_l + \frac1k \sum_i \min\Bigl(1, \frac{\tau}{\lVert x_i - v_l\rVert}\Bigr)(x_i - v_l)
 
@@ -296,8 +298,19 @@ def centered_clip(x: torch.Tensor, center: torch.Tensor | None, tau: float, iter
 
 # --------------------------------------------------------------------------- Krum family
 def pairwise_sq_distances(x: torch.Tensor) -> torch.Tensor:
-    """(k, k) squared Euclidean distances via the Gram matrix (one matmul), diagonal exactly 0."""
-    g = x @ x.T
+    """(k, k) squared Euclidean distances via the Gram matrix, diagonal exactly 0.
+
+    The rows are centred on their mean first (distances do not change): the
+    Gram formula ‖a‖² + ‖b‖² − 2⟨a, b⟩ would otherwise cancel catastrophically
+    in float32 when the vectors share a component much larger than their spread
+    (momenta late in training).  Centring and the matmul go block by block over
+    the columns, so no centred copy of ``x`` is made.
+    """
+    g = x.new_zeros(x.shape[0], x.shape[0])
+    for sl in column_blocks(x):
+        xb = x[:, sl]
+        xb = xb - xb.mean(0)
+        g.addmm_(xb, xb.T)
     sq = g.diagonal()
     d2 = (sq[:, None] + sq[None, :] - 2 * g).clamp_min(0)
     return d2.fill_diagonal_(0)
@@ -449,7 +462,7 @@ def _need(mult: int, add: int, what: str):
 register_aggregator("mean", description="plain average (FedAvg), not robust")(mean)
 register_aggregator("cm", description="coordinate-wise median")(median)
 register_aggregator("tm", requires=_need(2, 0, "tm"),
-                    description="coordinate-wise trimmed mean, k_m trimmed per side")(trimmed_mean)
+                    description="coordinate-wise trimmed mean, f trimmed per side")(trimmed_mean)
 register_aggregator("rfa", checks={"iters": positive_int, "nu": positive, "init": one_of("zero", "mean")},
                     symbols={"iters": "T", "nu": "ν"},
                     description="RFA: smoothed Weiszfeld geometric median")(geometric_median)

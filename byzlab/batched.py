@@ -20,19 +20,16 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .config import NO_ATTACK, RunConfig, resolve_device
+from .config import RunConfig, resolve_device
 from .data import Dataset, load_dataset
-from .registry import ATTACKS, ConfigError
+from .registry import ConfigError
 from .results import RunResult
-from .simulator import Simulation, client_grad_fn, one_round
+from .simulator import Simulation, autocast_for, client_grad_fn, one_round, precision_scope
 
 
 def batch_key(config: RunConfig) -> tuple:
     """Runs with equal keys can share one batched gradient call."""
-    att = ATTACKS.get(config.attack) if config.attack != NO_ATTACK else None
-    needs_data = bool(att and att.needs_byzantine_data)
-    n_compute = config.k if needs_data else config.k - config.n_byzantine
-    return (config.dataset, config.model, config.norm, config.k, config.b, n_compute,
+    return (config.dataset, config.model, config.norm, config.k, config.b, config.n_compute,
             str(resolve_device(config.device)), config.precision, config.data_root)
 
 
@@ -52,7 +49,7 @@ class BatchedSimulation:
         self.sims = [Simulation(c, dataset=data) for c in cfgs]  # their own engines stay unused
         s0 = self.sims[0]
         self.n, self.k_b = s0.n_compute, s0.k_b
-        self.fn = torch.func.vmap(client_grad_fn(s0.model, s0._autocast_factory(c0.precision)),
+        self.fn = torch.func.vmap(client_grad_fn(s0.model, autocast_for(c0.precision, s0.device.type)),
                                   in_dims=(0, 0, 0, 0))
         self.buffer_names = [n for n, _ in s0.model.named_buffers()]
 
@@ -64,7 +61,7 @@ class BatchedSimulation:
         """One round of every unfinished run."""
         active = [s for s in self.sims if not s.done]
         t0 = time.perf_counter()
-        batches = [s._sample(s.t + 1) for s in active]
+        batches = [s.sample(s.t + 1) for s in active]
         n = self.n
         x = torch.stack([b[0].view(n, -1, *b[0].shape[1:]) for b in batches])
         y = torch.stack([b[1].view(n, -1) for b in batches])
@@ -72,15 +69,16 @@ class BatchedSimulation:
         server = [dict(s.model.named_buffers()) for s in active]
         bufs = {name: torch.stack([sb[name] for sb in server]).unsqueeze(1)
                 .repeat(1, n, *([1] * server[0][name].dim())) for name in self.buffer_names}
-        grads, losses = self.fn(theta, bufs, x, y)  # (R, n, d), (R, n)
-        for r, sb in enumerate(server):  # server statistics: mean over the benign clients
-            for name, v in sb.items():
-                v.copy_(bufs[name][r, : self.k_b].mean(0) if v.is_floating_point() else bufs[name][r, 0])
-        for r, s in enumerate(active):
-            s.finish_round(grads[r], losses[r])
+        with precision_scope(self.sims[0].config.precision):
+            grads, losses = self.fn(theta, bufs, x, y)  # (R, n, d), (R, n)
+            for r, sb in enumerate(server):  # server statistics: mean over the benign clients
+                for name, v in sb.items():
+                    v.copy_(bufs[name][r, : self.k_b].mean(0) if v.is_floating_point() else bufs[name][r, 0])
+            for r, s in enumerate(active):
+                s.finish_round(grads[r], losses[r])
         dt = (time.perf_counter() - t0) / len(active)
         for s in active:
-            s._elapsed += dt
+            s.elapsed += dt
 
     def advance(self, rounds: int | None = None, callback: Callable[[int, dict], Any] | None = None) -> None:
         """Run ``rounds`` more rounds (None → to the end); each run evaluates at its own cadence.

@@ -15,6 +15,8 @@ from typing import Any
 
 from . import aggregators as _aggregators  # noqa: F401  (registers the built-ins)
 from . import attacks as _attacks  # noqa: F401
+from . import attacks_adaptive as _attacks_adaptive  # noqa: F401
+from . import defences as _defences  # noqa: F401
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, lookup
 
 NO_ATTACK = "none"
@@ -22,6 +24,9 @@ _PAPER_KNOBS = ("tau", "z", "lam", "eps")
 
 #: fields that do not change the numbers of a run beyond floating-point rounding (left out of its key)
 NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "progress_label")
+#: fields added after results stores existed: left out of a run's key while at their default,
+#: so the keys (and stored results) of runs that do not use them stay valid
+LATER_FIELDS = {"root_size": 100}
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class RunConfig:
         ``tf32`` or ``bf16`` (autocast of the forward pass, CUDA).
     max_rounds
         Stop after this many rounds (quick looks; None → all epochs).
+    root_size
+        Samples of the server's root data set, drawn at random (seeded) from the
+        training set, for rules that take the server's own update
+        (``server_update``, e.g. FLTrust); unused otherwise.
     data_root, download
         Where torchvision data sets live and whether to download them.
     """
@@ -94,6 +103,7 @@ class RunConfig:
     engine: str = "auto"
     precision: str = "fp32"
     max_rounds: int | None = None
+    root_size: int = 100
     data_root: str | None = None
     download: bool = True
     progress_label: str | None = None
@@ -170,11 +180,31 @@ class RunConfig:
         """Byzantine clients the server guards against (``agg_f`` or the actual count)."""
         return self.n_byzantine if self.agg_f is None else self.agg_f
 
+    @property
+    def byzantine_train(self) -> bool:
+        """Whether the Byzantine clients compute gradients on their own data (the attack takes ``byzantine``)."""
+        return self.attack != NO_ATTACK and ATTACKS[self.attack].needs_byzantine_data
+
+    @property
+    def server_trains(self) -> bool:
+        """Whether the server computes its own update on its root data (a rule takes ``server_update``)."""
+        rules = [AGGREGATORS[self.aggregator], *(PRE_AGGREGATORS[p] for p in self.pre_aggregators)]
+        return any("server_update" in r.context for r in rules)
+
+    @property
+    def n_compute(self) -> int:
+        """Rows of a round's gradient matrix: the k − k_m benign clients, then the k_m Byzantine
+        clients when they train on their own data, then the server when it trains on its root data."""
+        return self.k - self.n_byzantine + (self.n_byzantine if self.byzantine_train else 0) + int(self.server_trains)
+
     def identity(self) -> dict:
         """The resolved config minus fields that do not change the numbers."""
         d = self.to_dict()
         for name in NON_IDENTITY_FIELDS:
             d.pop(name, None)
+        for name, default in LATER_FIELDS.items():
+            if d.get(name) == default:
+                d.pop(name)
         return d
 
     def key(self) -> str:
@@ -223,6 +253,7 @@ class RunConfig:
             _int("eval_every", self.eval_every, lo=1)
         if self.max_rounds is not None:
             _int("max_rounds", self.max_rounds, lo=1)
+        _int("root_size", self.root_size, lo=1)
         _int("seed", self.seed, lo=0)
         if not isinstance(self.diagnostics, bool):
             raise ConfigError(f"diagnostics: must be true or false, got {self.diagnostics!r}")

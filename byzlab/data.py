@@ -45,6 +45,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .registry import ConfigError
+
 __all__ = [
     "Dataset",
     "DATASETS",
@@ -176,7 +178,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
         failure (e.g. no network); unreadable files.
     """
     if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"dataset: unknown {name!r}; choose one of: {', '.join(sorted(DATASETS))}")
+        raise ConfigError(f"dataset: unknown {name!r}; choose one of: {', '.join(sorted(DATASETS))}")
     if name == "mnist5k":
         return _load_mnist5k()
     if name == "digits":
@@ -288,19 +290,19 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     present = any(all((root / p).is_file() for p in alt) for alt in alternatives)
     if not present:
         if not download:
-            raise ValueError(f"dataset {name!r}: files not found under {root} and download=False; "
+            raise ConfigError(f"dataset {name!r}: files not found under {root} and download=False; "
                              f"pass download=True or point root at a folder holding {hint}")
         try:
             _tv_class(cls_name, False)(str(root), train=True, download=True)
         except Exception as e:  # URLError, RuntimeError, OSError, md5 mismatch, ...
-            raise ValueError(f"dataset {name!r}: download into {root} failed ({_one_line(e)}); "
+            raise ConfigError(f"dataset {name!r}: download into {root} failed ({_one_line(e)}); "
                              f"check the network, or put the files under root yourself "
                              f"(folder {hint}) and pass download=False") from None
     cls = _tv_class(cls_name, True)
     try:
         train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
     except Exception as e:
-        raise ValueError(f"dataset {name!r}: files under {root} could not be read ({_one_line(e)})") from None
+        raise ConfigError(f"dataset {name!r}: files under {root} could not be read ({_one_line(e)})") from None
 
     mean = torch.tensor(spec["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"], dtype=torch.float32).view(1, -1, 1, 1)
@@ -327,7 +329,7 @@ def _as_label_array(labels) -> np.ndarray:
         labels = labels.detach().cpu().numpy()
     arr = np.asarray(labels)
     if arr.ndim != 1:
-        raise ValueError(f"labels: expected a 1-D array of class labels, got shape {arr.shape}")
+        raise ConfigError(f"labels: expected a 1-D array of class labels, got shape {arr.shape}")
     return arr
 
 
@@ -365,9 +367,9 @@ def partition(labels, k: int, kind: str = "iid", alpha: float = 1.0, seed: int =
     y = _as_label_array(labels)
     n = len(y)
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise ValueError(f"k: must be an integer with 1 <= k <= {n} (number of samples), got {k!r}")
+        raise ConfigError(f"k: must be an integer with 1 <= k <= {n} (number of samples), got {k!r}")
     if kind not in PARTITIONS:
-        raise ValueError(f"kind: unknown {kind!r}; choose one of: {', '.join(PARTITIONS)}")
+        raise ConfigError(f"kind: unknown {kind!r}; choose one of: {', '.join(PARTITIONS)}")
     k = int(k)
     rng = np.random.default_rng(seed)
 
@@ -379,11 +381,11 @@ def partition(labels, k: int, kind: str = "iid", alpha: float = 1.0, seed: int =
     except (TypeError, ValueError):
         alpha_ok = False
     if not alpha_ok:
-        raise ValueError(f"alpha: must be a finite number > 0, got {alpha!r}")
+        raise ConfigError(f"alpha: must be a finite number > 0, got {alpha!r}")
     if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise ValueError(f"min_size: must be an integer >= 0, got {min_size!r}")
+        raise ConfigError(f"min_size: must be an integer >= 0, got {min_size!r}")
     if min_size * k > n:
-        raise ValueError(f"min_size: {k} clients x min_size={min_size} exceeds the {n} samples")
+        raise ConfigError(f"min_size: {k} clients x min_size={min_size} exceeds the {n} samples")
     alpha = float(alpha)
 
     by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
@@ -402,7 +404,7 @@ def partition(labels, k: int, kind: str = "iid", alpha: float = 1.0, seed: int =
         parts = [np.sort(np.concatenate(s)).astype(np.int64) for s in shards]
         if min(len(p) for p in parts) >= min_size:
             return parts
-    raise ValueError(f"alpha: Dirichlet(alpha={alpha:g}) split left a client with fewer than min_size={min_size} "
+    raise ConfigError(f"alpha: Dirichlet(alpha={alpha:g}) split left a client with fewer than min_size={min_size} "
                      f"samples in {max_tries} draws; raise alpha, lower k or lower min_size")
 
 
@@ -410,7 +412,7 @@ def class_counts(labels, parts: Sequence[np.ndarray], num_classes: int) -> np.nd
     """Per-client class histogram, shape ``(k, num_classes)`` int64 (the data of Fig. 2)."""
     y = _as_label_array(labels).astype(np.int64)
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"num_classes: labels span {y.min()}..{y.max()}, not within 0..{num_classes - 1}")
+        raise ConfigError(f"num_classes: labels span {y.min()}..{y.max()}, not within 0..{num_classes - 1}")
     return np.stack([np.bincount(y[np.asarray(p, dtype=np.int64)], minlength=num_classes) for p in parts]) \
         if len(parts) else np.zeros((0, num_classes), dtype=np.int64)
 
@@ -433,16 +435,16 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, *, 
     channel (pass that sequence to reproduce it exactly).
     """
     if x.ndim != 4:
-        raise ValueError(f"x: expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ConfigError(f"x: expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
     p = int(padding)
     if p < 0:
-        raise ValueError(f"padding: must be >= 0, got {padding}")
+        raise ConfigError(f"padding: must be >= 0, got {padding}")
     dev = x.device
     hp, wp = h + 2 * p, w + 2 * p
     fill_t = torch.as_tensor(fill, dtype=x.dtype, device=dev).reshape(-1)
     if fill_t.numel() not in (1, c):
-        raise ValueError(f"fill: expected a scalar or {c} values, got {fill_t.numel()}")
+        raise ConfigError(f"fill: expected a scalar or {c} values, got {fill_t.numel()}")
     xp = fill_t.view(1, -1, 1, 1).expand(n, c, hp, wp).clone()
     xp[:, :, p:p + h, p:p + w] = x
 

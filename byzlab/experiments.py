@@ -53,6 +53,9 @@ class Profile:
     overrides: dict = field(default_factory=dict)
     plugins: list[str] = field(default_factory=list)
     path: Path | None = None
+    #: whether a notebook may compute this profile's missing runs itself (``compute_in_notebook:``
+    #: in the YAML; true for ``quick``); otherwise :func:`byzlab.paper.results` points to ``byzlab sweep``
+    compute_in_notebook: bool = False
 
     def experiment_configs(self, experiment: str, **filters: Any) -> list[RunConfig]:
         """The configs of one experiment (all seeds), optionally filtered by config fields or params."""
@@ -217,4 +220,11 @@ def load_profile(name_or_path: str | os.PathLike = "quick", **base_overrides: An
         overrides=dict(spec.get("overrides") or {}),
         plugins=plugins,
         path=path.resolve(),
+        compute_in_notebook=_flag(spec.get("compute_in_notebook", False), "compute_in_notebook"),
     )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"profile: {name!r} must be true or false, got {value!r}")
+    return value

@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from .experiments import load_profile
+from .registry import ConfigError
 
 __all__ = ["render", "notebooks_dir", "find_notebooks", "clean_notebook", "RenderError", "add_parser",
            "CHECK_MARK"]
 
 #: the first line of a cell whose output nbval compares (its stored output is the reference)
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-#: notebooks left out unless named: the live dashboard trains in the background and renders no figure
-SKIPPED = ("00_explore",)
+#: notebooks left out unless named: the live dashboard (trains in the background, renders no figure),
+#: and the notebooks beyond the paper's figures: the bench (rendered by ``byzlab bench``), Flower
+#: (needs the ``flower`` extra) and the claims table (from a committed results table)
+SKIPPED = ("00_explore", "11_bench", "12_flower", "13_claims")
 #: parameters every figure notebook declares and :func:`render` sets itself
 RESERVED = ("profile", "store", "figures_dir")
 
@@ -44,8 +47,12 @@ class RenderError(ValueError):
 
 
 def notebooks_dir() -> Path:
-    """The repository's ``notebooks/`` folder (beside the ``byzlab`` package)."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    """The figure notebooks: ``byzlab/notebooks`` of an installed wheel, else the repository's ``notebooks/``."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "notebooks"
+    if shipped.is_dir() and any(shipped.glob("*.ipynb")):
+        return shipped
+    return here.parent / "notebooks"
 
 
 def find_notebooks(notebooks: list[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
@@ -60,17 +67,17 @@ def find_notebooks(notebooks: list[str] | None = None, folder: str | os.PathLike
 
     def listing(where: Path) -> list[Path]:
         if not where.is_dir():
-            raise ValueError(f"notebooks: no notebooks folder at {where}; pass --notebooks-dir (the repository's "
+            raise ConfigError(f"notebooks: no notebooks folder at {where}; pass --notebooks-dir (the repository's "
                              "notebooks/ folder)")
         found = sorted(p for p in where.glob("*.ipynb") if p.stem not in SKIPPED)
         if not found:
-            raise ValueError(f"notebooks: no .ipynb files in {where}")
+            raise ConfigError(f"notebooks: no .ipynb files in {where}")
         return found
 
     if notebooks is None:
         return listing(base)
     if isinstance(notebooks, (str, os.PathLike)) or not all(isinstance(n, (str, os.PathLike)) for n in notebooks):
-        raise ValueError(f"notebooks: must be a list of names or paths, got {notebooks!r}")
+        raise ConfigError(f"notebooks: must be a list of names or paths, got {notebooks!r}")
     out: list[Path] = []
     for entry in notebooks:
         path = Path(entry)
@@ -83,7 +90,7 @@ def find_notebooks(notebooks: list[str] | None = None, folder: str | os.PathLike
             name = str(entry).removesuffix(".ipynb")
             hits = [p for p in available if p.stem == name or name in p.stem.split("_")]
             if not hits:
-                raise ValueError(f"notebooks: no notebook {str(entry)!r} in {base}; choose among: "
+                raise ConfigError(f"notebooks: no notebook {str(entry)!r} in {base}; choose among: "
                                  f"{', '.join(p.stem for p in available)}")
         out += [p for p in hits if p not in out]
     return out
@@ -127,11 +134,11 @@ def render(profile: str = "quick", store: str | os.PathLike | None = None, out: 
 
     prof = load_profile(profile)
     if parameters is not None and not isinstance(parameters, dict):
-        raise ValueError(f"parameters: must be a mapping of notebook parameters, got {parameters!r}")
+        raise ConfigError(f"parameters: must be a mapping of notebook parameters, got {parameters!r}")
     given = dict(parameters or {})
     clash = sorted(set(given) & set(RESERVED))
     if clash:
-        raise ValueError(f"parameters: {', '.join(clash)} cannot be a notebook parameter here; "
+        raise ConfigError(f"parameters: {', '.join(clash)} cannot be a notebook parameter here; "
                          "it is set by the profile/store/figures_dir options")
     paths = find_notebooks(notebooks)
     out = Path(out).resolve()
@@ -143,7 +150,7 @@ def render(profile: str = "quick", store: str | os.PathLike | None = None, out: 
     declared = {p: _declared(p) for p in paths}
     unknown = sorted(set(given) - set().union(*declared.values()))
     if unknown:
-        raise ValueError(f"parameters: {', '.join(unknown)} not declared by any of the notebooks "
+        raise ConfigError(f"parameters: {', '.join(unknown)} not declared by any of the notebooks "
                          f"({', '.join(p.stem for p in paths)})")
     out.mkdir(parents=True, exist_ok=True)
     executed, failed = [], {}
@@ -233,7 +240,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     params = {}
     for item in args.param or ():
         if "=" not in item:
-            raise ValueError(f"-p/--param: expected NAME=VALUE, got {item!r}")
+            raise ConfigError(f"-p/--param: expected NAME=VALUE, got {item!r}")
         name, value = item.split("=", 1)
         params[name.strip()] = parse_value(value)
     try:
@@ -260,7 +267,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--figures-dir", default=None, help="folder of the figures (default: <out>/figures)")
     p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
                    help="only these notebooks: numbers (04), words (fig1, table4) or paths")
-    p.add_argument("--notebooks-dir", default=None, help="folder of the notebooks (default: the repository's notebooks/)")
+    p.add_argument("--notebooks-dir", default=None, help="folder of the notebooks (default: the ones shipped with byzlab)")
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                    help="a notebook parameter for the notebooks that declare it, e.g. paper_dataset=cifar10; repeatable")
     p.add_argument("--update-reference", action="store_true",

@@ -25,6 +25,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .registry import ConfigError
+
 MODELS: dict[str, str] = {
     "cnn": "2-layer CNN of the paper for MNIST/FMNIST (431,080 parameters at 1x28x28, 10 classes)",
     "resnet20": "CIFAR ResNet-20, 16/32/64 channels x 3 blocks (272,474 parameters, 10 classes); norm bn|gn",
@@ -143,13 +145,13 @@ class ResNet9(nn.Module):
 def build_model(name: str, num_classes: int, input_shape: tuple, norm: str = "bn") -> nn.Module:
     """The model ``name`` for inputs of shape ``(C, H, W)`` and ``num_classes`` outputs."""
     if name not in MODELS:
-        raise ValueError(f"model: unknown {name!r}; choose one of: {', '.join(sorted(MODELS))}")
+        raise ConfigError(f"model: unknown {name!r}; choose one of: {', '.join(sorted(MODELS))}")
     if norm not in NORMS:
-        raise ValueError(f"norm: must be one of {', '.join(NORMS)}; got {norm!r}")
+        raise ConfigError(f"norm: must be one of {', '.join(NORMS)}; got {norm!r}")
     c, h, w = input_shape
     if name == "cnn":
         if h < 16 or w < 16:
-            raise ValueError(f"model 'cnn' needs inputs of at least 16x16 pixels, got {c}x{h}x{w}; use model 'mlp'")
+            raise ConfigError(f"model 'cnn' needs inputs of at least 16x16 pixels, got {c}x{h}x{w}; use model 'mlp'")
         return CNN(c, h, w, num_classes)
     if name == "mlp":
         return MLP(c * h * w, num_classes)

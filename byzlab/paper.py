@@ -25,24 +25,31 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig
+from .experiments import PROFILE_DIR as _SHIPPED
 from .experiments import Profile, load_profile
 from .results import RunResult
-from .store import TABLE4_KEYS, ResultStore, aggregator_label, paper_table4, partition_label, results_table, table4
+from .store import (PAPER_ATTACK, TABLE4_KEYS, ResultStore, aggregator_label, attack_label, paper_table4,
+                    partition_label, results_table, table4)
+from .registry import ConfigError
 
 __all__ = [
     "AGGREGATOR_LABELS", "ATTACK_LABELS", "PAPER_TABLE2", "PAPER_TABLE3", "METRICS",
     "get_profile", "open_store", "results", "runs_table", "curves", "settings", "describe",
-    "figure_name", "figure_title", "final_table", "partition_counts", "table2", "table3",
+    "figure_name", "figure_title", "final_table", "outline", "partition_counts", "table2", "table3",
     "table4", "table4_compare", "table4_wide", "table4_style",
 ]
 
 #: display names, in the paper's order (Table IV's columns and rows)
 AGGREGATOR_LABELS = {"cc_tau0.1": "CC τ=0.1", "cc_tau1": "CC τ=1", "rfa": "RFA", "tm": "TM"}
 ATTACK_LABELS = {
-    "rop": "ROP", "rop_s": "ROP-S", "alie": "ALIE", "alie_alt": "ALIE ± (Eq. 19)", "ipm": "IPM",
+    "rop": "ROP", "rop_s": "ROP-S", "alie": "ALIE", "alie_z1.2": "ALIE z=1.2 (as run)", "alie_alt": "ALIE ± (Eq. 19)",
+    "ipm": "IPM",
     "label_flip": "label flip", "bit_flip": "bit flip", "minmax": "min-max", "minsum": "min-sum",
     "none": "no attack",
 }
+#: the paper's scale (Section VI): what a run must match for its numbers to be compared with Table IV's
+PAPER_SCALE = {"epochs": 100, "k": 25, "k_m": 5}
+PAPER_MODELS = {"mnist": "cnn", "fmnist": "cnn", "cifar10": "resnet20", "cifar100": "resnet9"}
 DATASET_LABELS = {"mnist": "MNIST", "fmnist": "FMNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
                   "mnist5k": "mnist5k", "digits": "digits"}
 
@@ -87,12 +94,17 @@ def open_store(store: str | os.PathLike | ResultStore | None = None) -> ResultSt
 
 def results(profile: str | os.PathLike | Profile = "quick", experiment: str = "table4", *,
             store: str | os.PathLike | ResultStore | None = None, progress: bool = True,
-            **filters: Any) -> list[RunResult]:
+            compute: bool | None = None, **filters: Any) -> list[RunResult]:
     """The results of an experiment of a profile (all seeds), computing only the runs the store lacks.
 
     ``filters`` keep the runs whose config field or rule parameter equals the value (or is in
     the list): ``results("quick", "table4", attack="alie", partition="iid")``; a filter set to
     None keeps every run (notebook parameters default to None).
+
+    ``compute``: whether missing runs are computed here.  ``None`` (default) computes them
+    only for a profile marked ``compute_in_notebook`` (``quick``); for the others (``paper``:
+    hundreds of GPU-hours) missing runs raise a one-line :class:`ConfigError` that counts them
+    and names the ``byzlab sweep`` command that computes them.  ``True`` computes anyway.
     """
     prof = get_profile(profile)
     filters = {k: v for k, v in filters.items() if v is not None}
@@ -101,9 +113,19 @@ def results(profile: str | os.PathLike | Profile = "quick", experiment: str = "t
         every = prof.configs(experiment)
         have = "; ".join(f"{name} in {sorted({str(_value(c, name)) for c in every})}" for name in filters)
         shown = ", ".join(f"{k}={v!r}" for k, v in filters.items())
-        raise ValueError(f"filters: no run of experiment {experiment!r} in profile {prof.name!r} matches {shown} "
+        raise ConfigError(f"filters: no run of experiment {experiment!r} in profile {prof.name!r} matches {shown} "
                          f"(it has {have})")
-    return open_store(store).run_many(configs, progress=progress)
+    st = open_store(store)
+    if not (prof.compute_in_notebook if compute is None else compute):
+        missing = sum(not st.contains(c) for c in configs)
+        if missing:
+            where = prof.path if prof.path is not None and prof.path.parent != _SHIPPED else prof.name
+            raise ConfigError(
+                f"results: {missing} of the {len(configs)} runs of experiment {experiment!r} in profile "
+                f"{prof.name!r} are not in the store {st.root}; compute them with "
+                f"`byzlab sweep --profile {where} --store {st.root}` (or pass compute=True, or set "
+                f"compute_in_notebook: true in the profile)")
+    return st.run_many(configs, progress=progress)
 
 
 def _value(cfg: RunConfig, name: str) -> Any:
@@ -115,7 +137,7 @@ def _value(cfg: RunConfig, name: str) -> Any:
 
 def _labels(cfg: RunConfig) -> dict:
     return {
-        "dataset": cfg.dataset, "partition": partition_label(cfg), "attack": cfg.attack,
+        "dataset": cfg.dataset, "partition": partition_label(cfg), "attack": attack_label(cfg),
         "aggregator": aggregator_label(cfg), "beta": round(float(cfg.beta), 6), "seed": cfg.seed,
         "tau": cfg.aggregator_params.get("tau", np.nan),
         "z": cfg.attack_params.get("z", np.nan) if cfg.attack.startswith("rop") else np.nan,
@@ -134,7 +156,7 @@ def curves(runs: Iterable[RunResult]) -> pd.DataFrame:
             h[name] = value
         frames.append(h)
     if not frames:
-        raise ValueError("runs: no results to plot")
+        raise ConfigError("runs: no results to plot")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -154,6 +176,36 @@ def describe(frame: pd.DataFrame) -> str:
             f"{seeds} seed{'s' if seeds != 1 else ''}")
 
 
+def outline(table: pd.DataFrame) -> str:
+    """What a table holds, without its values: its shape, the labels of its rows and
+    columns, and how many values are finite.
+
+    This is the part of a result that is the same on every platform and torch
+    build, so the notebooks store it as their checked output; the values
+    themselves differ between builds in the first decimal and are checked by the
+    test suite with tolerances.
+    """
+    def axis(index: pd.Index) -> str:
+        names = index.names if index.nlevels > 1 else [index.name]
+        parts = []
+        for level, name in enumerate(names):
+            values = index.get_level_values(level).unique() if index.nlevels > 1 else index.unique()
+            parts.append(f"{name or 'label'} ∈ {{{', '.join(_short_label(v) for v in values)}}}")
+        return "; ".join(parts)
+
+    values = table.select_dtypes("number").to_numpy(dtype=float)
+    finite = int(np.isfinite(values).sum())
+    rows, cols = table.shape
+    return (f"{rows} row{'s' * (rows != 1)} x {cols} column{'s' * (cols != 1)}\n"
+            f"rows: {axis(table.index)}\n"
+            f"columns: {axis(table.columns)}\n"
+            f"values: {finite} finite, {values.size - finite} missing or not finite")
+
+
+def _short_label(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
 def _partition_text(partition: str) -> str:
     return "IID" if partition == "iid" else f"Dir(α={partition.removeprefix('dirichlet')})"
 
@@ -162,7 +214,7 @@ def figure_name(kind: str, dataset: str, partition: str) -> str:
     """File name of a per-setting figure: ``fig5_accuracy_cifar10_iid`` when the paper has that
     figure, else ``figs4-9_accuracy_digits_iid`` (the paper's layout on another setting)."""
     if kind not in PAPER_FIGURES:
-        raise ValueError(f"kind: unknown {kind!r}; choose one of: {', '.join(PAPER_FIGURES)}")
+        raise ConfigError(f"kind: unknown {kind!r}; choose one of: {', '.join(PAPER_FIGURES)}")
     number = PAPER_FIGURES[kind].get((dataset, partition))
     prefix = f"fig{number}" if number else _FIGURE_RANGE[kind][0]
     return f"{prefix}_{kind}_{dataset}_{partition}"
@@ -171,7 +223,7 @@ def figure_name(kind: str, dataset: str, partition: str) -> str:
 def figure_title(kind: str, frame: pd.DataFrame, what: str) -> str:
     """``Fig. 5 — test accuracy … (byzlab: CIFAR-10 IID, 100 epochs, 3 seeds)``."""
     if kind not in PAPER_FIGURES:
-        raise ValueError(f"kind: unknown {kind!r}; choose one of: {', '.join(PAPER_FIGURES)}")
+        raise ConfigError(f"kind: unknown {kind!r}; choose one of: {', '.join(PAPER_FIGURES)}")
     numbers = sorted({PAPER_FIGURES[kind][s] for s in settings(frame) if s in PAPER_FIGURES[kind]})
     head = "Fig. " + ", ".join(map(str, numbers)) if numbers else f"{_FIGURE_RANGE[kind][1]} layout"
     return f"{head} — {what} ({describe(frame)})"
@@ -183,13 +235,13 @@ def final_table(runs: Iterable[RunResult], index: Sequence[str] | str, columns: 
     pivoted: ``final_table(runs, index=["aggregator", "beta"], columns="attack")``."""
     df = runs_table(runs)
     if value not in df.columns:
-        raise ValueError(f"value: unknown {value!r}; choose one of: "
+        raise ConfigError(f"value: unknown {value!r}; choose one of: "
                          f"{', '.join(c for c in df.columns if c.startswith(('final_', 'mean_', 'best_')))}")
     index = [index] if isinstance(index, str) else list(index)
     columns = [columns] if isinstance(columns, str) else list(columns)
     for name in (*index, *columns):
         if name not in df.columns:
-            raise ValueError(f"index/columns: unknown {name!r}; choose among: {', '.join(df.columns)}")
+            raise ConfigError(f"index/columns: unknown {name!r}; choose among: {', '.join(df.columns)}")
     return df.pivot_table(index=index, columns=columns, values=value, aggfunc="mean", sort=False)
 
 
@@ -197,7 +249,7 @@ def runs_table(runs: Iterable[RunResult]) -> pd.DataFrame:
     """:func:`byzlab.store.results_table` plus the paper's knobs as plain columns (tau, z, lam)."""
     runs = list(runs)
     if not runs:
-        raise ValueError("runs: no results")
+        raise ConfigError("runs: no results")
     df = results_table(runs)
     extra = pd.DataFrame([_labels(r.config) for r in runs])[["tau", "z", "lam"]]
     df = pd.concat([df.reset_index(drop=True), extra], axis=1)
@@ -243,11 +295,12 @@ def table2(runs: Iterable[RunResult]) -> pd.DataFrame:
     """
     df = runs_table(runs)
     if "mean_cos_delta" not in df.columns:
-        raise ValueError("runs: no cos_delta diagnostic (run with diagnostics=True)")
-    t = df.pivot_table(index=["dataset", "partition", "aggregator"], columns="beta", values="mean_cos_delta",
-                       aggfunc="mean", sort=False)
+        raise ConfigError("runs: no cos_delta diagnostic (run with diagnostics=True)")
+    several = df["attack"].nunique() > 1  # e.g. ALIE at z_max and at z = 1.2: never averaged together
+    index = ["dataset", "partition", "attack", "aggregator"] if several else ["dataset", "partition", "aggregator"]
+    t = df.pivot_table(index=index, columns="beta", values="mean_cos_delta", aggfunc="mean", sort=False)
     paper = pd.DataFrame([PAPER_TABLE2], index=pd.MultiIndex.from_tuples(
-        [("paper: cifar10", "iid", "")], names=t.index.names))
+        [("paper: cifar10", "iid", "alie", "") if several else ("paper: cifar10", "iid", "")], names=t.index.names))
     t = pd.concat([t, paper.reindex(columns=t.columns)])
     t.columns = pd.Index([f"β={b:g}" for b in t.columns], name=None)
     return t
@@ -263,10 +316,10 @@ def table3(runs: Iterable[RunResult]) -> pd.DataFrame:
     df = runs_table(runs)
     df = df[df["tau"].notna()]
     if not len(df):
-        raise ValueError("runs: Table III needs runs against CC (aggregator='cc')")
+        raise ConfigError("runs: Table III needs runs against CC (aggregator='cc')")
     missing = [c for c in ("mean_cos_ref_benign", "mean_cos_ref_byz") if c not in df.columns]
     if missing:
-        raise ValueError(f"runs: no {missing} diagnostics (run with diagnostics=True)")
+        raise ConfigError(f"runs: no {missing} diagnostics (run with diagnostics=True)")
     t = (df.groupby(["dataset", "partition", "tau", "beta"], sort=False)
          .agg(benign=("mean_cos_ref_benign", "mean"), byzantine=("mean_cos_ref_byz", "mean"))
          .reset_index())
@@ -277,23 +330,30 @@ def table3(runs: Iterable[RunResult]) -> pd.DataFrame:
 
 def table4_compare(runs: Iterable[RunResult] | pd.DataFrame, paper_dataset: str = "fmnist",
                    paper_partition: str = "iid") -> pd.DataFrame:
-    """Table IV beside the paper's: byzlab's final accuracy mean ± std over seeds per cell, the
-    paper's ``paper_mean`` ± ``paper_std`` and ``difference`` = byzlab − paper (percentage points).
+    """Table IV beside the paper's: byzlab's final accuracy mean ± std over seeds per cell beside the
+    paper's ``paper_mean`` ± ``paper_std``.
+
+    ``same_setting`` says whether a row's numbers are comparable: byzlab's data set and partition
+    are the paper's and its scale too (100 epochs, k = 25, k_m = 5, the paper's model, where the
+    table has those columns).  Only then is ``difference`` = byzlab − paper (percentage points)
+    computed, to be read with both standard deviations (``accuracy_std``, ``paper_std``);
+    elsewhere it is NaN and ``setting`` says what differs.
 
     When byzlab's data sets are the paper's (the ``paper`` profile), cells join on
     (dataset, partition, attack, aggregator, β).  Otherwise (``quick``: digits) byzlab's cells of
     partition ``paper_partition`` sit beside the paper's ``paper_dataset``/``paper_partition``
-    cells, joined on (attack, aggregator, β).  ``paper_dataset``/``paper_partition`` name the
-    paper's row block either way (columns ``paper_dataset``, ``paper_partition``).
+    cells, joined on (attack, aggregator, β), side by side and without a difference.
+    ``alie_z1.2`` (ALIE at the authors' library's z = 1.2 of the time) sits beside the paper's ALIE
+    row (``paper_attack``), as the paper's ALIE z_max row does.
     """
     ref = paper_table4()
     pairs = sorted(set(zip(ref["dataset"], ref["partition"])))
     if (paper_dataset, paper_partition) not in pairs:
-        raise ValueError(f"paper_dataset/paper_partition: the paper's Table IV has no {paper_dataset!r}/"
+        raise ConfigError(f"paper_dataset/paper_partition: the paper's Table IV has no {paper_dataset!r}/"
                          f"{paper_partition!r}; choose one of: {', '.join(f'{d}/{p}' for d, p in pairs)}")
     df = runs if isinstance(runs, pd.DataFrame) else runs_table(runs)
     ours = table4(df)
-    ref = ref.rename(columns={"accuracy_mean": "paper_mean", "accuracy_std": "paper_std",
+    ref = ref.rename(columns={"accuracy_mean": "paper_mean", "accuracy_std": "paper_std", "attack": "paper_attack",
                               "dataset": "paper_dataset", "partition": "paper_partition"})
     ref["beta"] = ref["beta"].astype(float).round(6)
     same = set(zip(ours["dataset"], ours["partition"])) & set(pairs)
@@ -303,15 +363,51 @@ def table4_compare(runs: Iterable[RunResult] | pd.DataFrame, paper_dataset: str 
         have = sorted(set(ours["partition"]))
         ours = ours[ours["partition"] == paper_partition]
         if not len(ours):
-            raise ValueError(f"paper_partition: byzlab has no {paper_partition!r} runs to compare; "
+            raise ConfigError(f"paper_partition: byzlab has no {paper_partition!r} runs to compare; "
                              f"it has {', '.join(have)}")
         ours = ours.assign(paper_dataset=paper_dataset, paper_partition=paper_partition)
-    out = ours.merge(ref, on=["paper_dataset", "paper_partition", "attack", "aggregator", "beta"], how="left")
-    out["difference"] = out["accuracy_mean"] - out["paper_mean"]
+    ours = ours.assign(paper_attack=ours["attack"].map(lambda a: PAPER_ATTACK.get(a, a)))
+    out = ours.merge(ref, on=["paper_dataset", "paper_partition", "paper_attack", "aggregator", "beta"], how="left")
+    notes = _setting_notes(df)
+    out["setting"] = [notes.get((d, p), "") if (d, p) == (pd_, pp) else
+                      f"not the paper's setting: byzlab {_setting_text(d, p)}{_scale_text(df, d, p)} beside the "
+                      f"paper's {_setting_text(pd_, pp)}; no difference computed"
+                      for d, p, pd_, pp in zip(out["dataset"], out["partition"], out["paper_dataset"],
+                                               out["paper_partition"])]
+    out["same_setting"] = out["setting"] == "same setting"
+    out["difference"] = (out["accuracy_mean"] - out["paper_mean"]).where(out["same_setting"])
     out = _paper_order(out)
     cols = [*TABLE4_KEYS, "accuracy_mean", "accuracy_std", "n_seeds", "paper_dataset", "paper_partition",
-            "paper_mean", "paper_std", "difference"]
+            "paper_attack", "paper_mean", "paper_std", "same_setting", "difference", "setting"]
     return out[[c for c in cols if c in out.columns]].reset_index(drop=True)
+
+
+def _setting_text(dataset: str, partition: str) -> str:
+    return f"{DATASET_LABELS.get(dataset, dataset)} {_partition_text(partition)}"
+
+
+def _scale_text(df: pd.DataFrame, dataset: str, partition: str) -> str:
+    rows = df[(df["dataset"] == dataset) & (df["partition"] == partition)]
+    if "epochs" not in rows.columns or not len(rows):
+        return ""
+    return f", {'/'.join(f'{e:g}' for e in sorted(rows['epochs'].unique()))} epochs"
+
+
+def _setting_notes(df: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(dataset, partition) -> ``"same setting"``, or what differs from the paper's scale
+    (epochs, k, k_m, model; columns the table lacks are not checked)."""
+    out = {}
+    for (dataset, partition), rows in df.groupby(["dataset", "partition"], sort=False):
+        want = {**PAPER_SCALE, "model": PAPER_MODELS.get(dataset)}
+        differ = []
+        for name, value in want.items():
+            if name in rows.columns and value is not None:
+                have = sorted({str(v) for v in rows[name].dropna().unique()})
+                if have and have != [str(value)]:
+                    differ.append(f"{name} {'/'.join(have)} (paper {value})")
+        out[(dataset, partition)] = ("same setting" if not differ else
+                                     f"not the paper's scale: {', '.join(differ)}; no difference computed")
+    return out
 
 
 def _paper_order(df: pd.DataFrame) -> pd.DataFrame:
@@ -340,18 +436,23 @@ def table4_wide(compare: pd.DataFrame, value: str = "accuracy_mean") -> pd.DataF
     if value == "text":
         df["text"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(df["accuracy_mean"], df["accuracy_std"])]
     elif value not in df.columns:
-        raise ValueError(f"value: unknown {value!r}; choose 'text' or one of: {', '.join(df.columns)}")
+        raise ConfigError(f"value: unknown {value!r}; choose 'text' or one of: {', '.join(df.columns)}")
     df["aggregator"] = df["aggregator"].map(lambda a: AGGREGATOR_LABELS.get(a, a))
     df["attack"] = df["attack"].map(lambda a: ATTACK_LABELS.get(a, a))
-    wide = df.pivot_table(index=["dataset", "partition", "attack"], columns=["aggregator", "beta"],
-                          values=value, aggfunc="first", sort=False)
+    rows, cols = ["dataset", "partition", "attack"], ["aggregator", "beta"]
+    # the cells as they are (NaN kept: "no difference computed" is a value here), in the paper's order
+    cells = df.groupby(rows + cols, sort=False)[value].first()
+    order = lambda names: pd.MultiIndex.from_tuples(list(dict.fromkeys(zip(*(df[n] for n in names)))),  # noqa: E731
+                                                    names=names)
+    wide = cells.unstack(cols).reindex(index=order(rows), columns=order(cols))
     wide.columns = pd.MultiIndex.from_tuples([(a, f"β={b:g}") for a, b in wide.columns])
     return wide
 
 
 def table4_style(compare: pd.DataFrame):
     """A pandas Styler of :func:`table4_compare`: two decimals, the difference coloured
-    (red: byzlab's accuracy lower than the paper's, blue: higher)."""
+    (red: byzlab's accuracy lower than the paper's, blue: higher; "–" where the settings differ and
+    no difference is computed, the ``setting`` column saying why)."""
     shown = compare.assign(
         aggregator=compare["aggregator"].map(lambda a: AGGREGATOR_LABELS.get(a, a)),
         attack=compare["attack"].map(lambda a: ATTACK_LABELS.get(a, a)))
@@ -364,6 +465,7 @@ def table4_style(compare: pd.DataFrame):
         return f"background-color: rgba({rgb}, {alpha:.2f})"
 
     numbers = ["accuracy_mean", "accuracy_std", "paper_mean", "paper_std", "difference"]
+    shown = shown.drop(columns=[c for c in ("same_setting", "paper_attack") if c in shown.columns])
     styler = shown.style.format({c: "{:.2f}" for c in numbers}, na_rep="–").format({"beta": "{:g}"})
     cellwise = getattr(styler, "map", None) or styler.applymap  # Styler.map: pandas >= 2.1
     return cellwise(colour, subset=["difference"]).hide(axis="index")

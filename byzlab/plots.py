@@ -25,16 +25,18 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from .paper import AGGREGATOR_LABELS, ATTACK_LABELS, METRICS
+from .registry import ConfigError
 
 __all__ = ["ATTACK_COLORS", "accuracy_grid", "curves_by", "partition_bars", "table2_bars", "table3_bars", "table4_heatmap", "save"]
 
 #: one colour per attack, shared by all figures
 ATTACK_COLORS = {
-    "rop": "#d62728", "rop_s": "#8c564b", "alie": "#1f77b4", "alie_alt": "#17becf", "ipm": "#ff7f0e",
+    "rop": "#d62728", "rop_s": "#8c564b", "alie": "#1f77b4", "alie_z1.2": "#1f77b4", "alie_alt": "#17becf",
+    "ipm": "#ff7f0e",
     "label_flip": "#2ca02c", "bit_flip": "#9467bd", "minmax": "#e377c2", "minsum": "#bcbd22", "none": "#333333",
 }
 #: variants drawn dashed over their original, so that identical curves stay visible
-ATTACK_DASH = {"rop_s": "dash", "alie_alt": "dash"}
+ATTACK_DASH = {"rop_s": "dash", "alie_alt": "dash", "alie_z1.2": "dot"}
 _FALLBACK = ("#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5")
 METRIC_LABELS = {"test_accuracy": "test accuracy (%)", "train_loss": "train loss", "cos_delta": "cos(Δ_t, Δ_t−1)",
                  "cos_ref_benign": "cos to m̃_t−1, benign", "cos_ref_byz": "cos to m̃_t−1, Byzantine",
@@ -46,10 +48,10 @@ _LAYOUT = dict(template="plotly_white", font=dict(size=11), margin=dict(l=60, r=
 
 def _check_columns(frame: pd.DataFrame, needed: Sequence[str], what: str = "frame") -> None:
     if not isinstance(frame, pd.DataFrame) or not len(frame):
-        raise ValueError(f"{what}: expected a non-empty DataFrame (byzlab.paper.curves)")
+        raise ConfigError(f"{what}: expected a non-empty DataFrame (byzlab.paper.curves)")
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what}: lacks columns {missing}; build it with byzlab.paper.curves")
+        raise ConfigError(f"{what}: lacks columns {missing}; build it with byzlab.paper.curves")
 
 
 def _value_label(column: str, value) -> str:
@@ -88,7 +90,7 @@ def grid(frame: pd.DataFrame, metric: str = "test_accuracy", *, hue: str = "atta
     """Subplots rows × cols (``row``, ``col`` columns of ``frame``), one curve per ``hue`` value:
     the mean over seeds of ``metric`` against ``x``, with a min–max band when there are several seeds."""
     if metric not in METRICS:
-        raise ValueError(f"metric: unknown {metric!r}; choose one of: {', '.join(METRICS)}")
+        raise ConfigError(f"metric: unknown {metric!r}; choose one of: {', '.join(METRICS)}")
     _check_columns(frame, [metric, hue, row, col, x, "seed"])
     rows, cols, hues = _ordered(frame, row), _ordered(frame, col), _ordered(frame, hue)
     colours = _colours(hue, hues)
@@ -150,7 +152,7 @@ def curves_by(frame: pd.DataFrame, hue: str, metric: str = "test_accuracy", *, t
     """Figs. 12–14: the aggregator × β grid with one curve per value of ``hue`` (``"lam"``, ``"z"``…)."""
     _check_columns(frame, [hue])
     if frame[hue].isna().all():
-        raise ValueError(f"hue: column {hue!r} holds no values in these runs")
+        raise ConfigError(f"hue: column {hue!r} holds no values in these runs")
     return grid(frame, metric, hue=hue, row="aggregator", col="beta", title=title, **kw)
 
 
@@ -168,7 +170,7 @@ def partition_bars(counts: dict[str, pd.DataFrame], title: str | None = None, wi
     """Fig. 2: for each partition (``{"iid": df, "dirichlet": df}`` from
     :func:`byzlab.paper.partition_counts`), the class counts of every client as stacked bars."""
     if not isinstance(counts, dict) or not counts:
-        raise ValueError("counts: expected {'iid': DataFrame, 'dirichlet': DataFrame} (byzlab.paper.partition_counts)")
+        raise ConfigError("counts: expected {'iid': DataFrame, 'dirichlet': DataFrame} (byzlab.paper.partition_counts)")
     def subtitle(kind: str, df: pd.DataFrame) -> str:
         if kind == "iid":
             return "IID"
@@ -222,7 +224,7 @@ def table2_bars(table: pd.DataFrame, title: str | None = None, width: int = 900,
     """Table II (:func:`byzlab.paper.table2`): cos(Δ_t, Δ_{t−1}) per β, one bar per row
     (data set, partition, aggregator) and the paper's values hatched."""
     if not isinstance(table, pd.DataFrame) or not len(table):
-        raise ValueError("table: expected a non-empty DataFrame (byzlab.paper.table2)")
+        raise ConfigError("table: expected a non-empty DataFrame (byzlab.paper.table2)")
     rows = table.copy()
     rows.index = [" · ".join(AGGREGATOR_LABELS.get(str(v), str(v)) for v in (i if isinstance(i, tuple) else (i,))
                              if str(v)) for i in rows.index]
@@ -234,7 +236,7 @@ def table3_bars(table: pd.DataFrame, title: str | None = None, width: int = 1000
     cosine to CC's reference of the benign and the Byzantine momenta, beside the paper's (hatched)."""
     needed = ["benign", "byzantine", "paper_benign", "paper_byzantine"]
     if not isinstance(table, pd.DataFrame) or not len(table) or any(c not in table.columns for c in needed):
-        raise ValueError(f"table: expected a DataFrame with columns {needed} (byzlab.paper.table3)")
+        raise ConfigError(f"table: expected a DataFrame with columns {needed} (byzlab.paper.table3)")
     names = {"benign": "benign", "byzantine": "Byzantine", "paper_benign": "paper: benign",
              "paper_byzantine": "paper: Byzantine (ROP)"}
     colours = {"benign": "#2ca02c", "Byzantine": "#d62728", "paper: benign": "#98df8a",
@@ -248,9 +250,13 @@ def table3_bars(table: pd.DataFrame, title: str | None = None, width: int = 1000
 
 
 def table4_heatmap(compare: pd.DataFrame, title: str | None = None, width: int = 1000) -> go.Figure:
-    """Table IV (:func:`byzlab.paper.table4_compare`) as three heatmaps, one above the other:
-    byzlab's final accuracy (mean ± std over seeds), the paper's, and the difference byzlab − paper
-    in percentage points.  Rows: (data set, partition, attack), columns: (aggregator, β), as in the paper."""
+    """Table IV (:func:`byzlab.paper.table4_compare`) as heatmaps, one above the other: byzlab's final
+    accuracy (mean ± std over seeds) and the paper's, side by side.  Rows: (data set, partition,
+    attack), columns: (aggregator, β), as in the paper.
+
+    A third panel, the difference byzlab − paper in percentage points with both standard
+    deviations in each cell, is drawn only for the rows in the paper's setting (``same_setting``);
+    when no row is (another data set or scale), the figure says so and shows no difference."""
     _check_columns(compare, ["dataset", "partition", "attack", "aggregator", "beta", "accuracy_mean",
                              "accuracy_std", "paper_mean", "paper_std", "difference"], "compare")
     from .paper import table4_wide
@@ -265,14 +271,26 @@ def table4_heatmap(compare: pd.DataFrame, title: str | None = None, width: int =
     xlabels = [f"{a} {b}" for a, b in ours.columns]
     blocks = list(dict.fromkeys(zip(compare["paper_dataset"], compare["paper_partition"])))
     several_seeds = int(compare["n_seeds"].max()) > 1 if "n_seeds" in compare else True
+    d = panels["difference"].to_numpy(float)
+    with_difference = bool(np.isfinite(d).any())
+    notes = [n for n in dict.fromkeys(compare.get("setting", pd.Series(dtype=str)).fillna(""))
+             if n and n != "same setting"]
 
     def text(mean: pd.DataFrame, std: pd.DataFrame, with_std: bool) -> list[list[str]]:
         return [[("–" if not np.isfinite(m) else f"{m:.1f}±{s:.1f}" if with_std and np.isfinite(s) else f"{m:.1f}")
                  for m, s in zip(rm, rs)] for rm, rs in zip(mean.to_numpy(float), std.to_numpy(float))]
 
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=[
-        "byzlab: final test accuracy (%)", f"paper ({', '.join(f'{d} {p}' for d, p in blocks)})",
-        "difference byzlab − paper (percentage points)"])
+    def difference_text(v: float, s_ours: float, s_paper: float) -> str:
+        if not np.isfinite(v):
+            return "–"
+        fmt = lambda s: f"{s:.1f}" if np.isfinite(s) else "?"  # noqa: E731
+        return f"{v:+.1f}<br>±{fmt(s_ours)} / ±{fmt(s_paper)}"
+
+    n_rows = 3 if with_difference else 2
+    titles = ["byzlab: final test accuracy (%)", f"paper ({', '.join(f'{d_} {p}' for d_, p in blocks)})"]
+    if with_difference:
+        titles.append("difference byzlab − paper (percentage points; byzlab's std / the paper's std)")
+    fig = make_subplots(rows=n_rows, cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=titles)
     kw = dict(x=xlabels, y=ylabels, texttemplate="%{text}", textfont=dict(size=9), xgap=1, ygap=1)
     fig.add_trace(go.Heatmap(z=ours.to_numpy(float), text=text(ours, panels["accuracy_std"], several_seeds),
                              coloraxis="coloraxis", hovertemplate="%{y}<br>%{x}<br>byzlab %{text}<extra></extra>",
@@ -281,20 +299,30 @@ def table4_heatmap(compare: pd.DataFrame, title: str | None = None, width: int =
                              text=text(panels["paper_mean"], panels["paper_std"], True), coloraxis="coloraxis",
                              hovertemplate="%{y}<br>%{x}<br>paper %{text}<extra></extra>",
                              **{**kw, "y": paper_ylabels}), row=2, col=1)
-    d = panels["difference"].to_numpy(float)
-    span = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
-    fig.add_trace(go.Heatmap(z=d, text=[[f"{v:+.1f}" if np.isfinite(v) else "–" for v in r] for r in d],
-                             coloraxis="coloraxis2", hovertemplate="%{y}<br>%{x}<br>difference %{text}<extra></extra>",
-                             **kw), row=3, col=1)
+    layout = {}
+    if with_difference:
+        s_ours, s_paper = panels["accuracy_std"].to_numpy(float), panels["paper_std"].to_numpy(float)
+        span = float(np.nanmax(np.abs(d)))
+        fig.add_trace(go.Heatmap(
+            z=d, text=[[difference_text(v, a, b) for v, a, b in zip(*r)] for r in zip(d, s_ours, s_paper)],
+            coloraxis="coloraxis2", hovertemplate="%{y}<br>%{x}<br>difference %{text}<extra></extra>",
+            **{**kw, "textfont": dict(size=8)}), row=3, col=1)
+        layout["coloraxis2"] = dict(colorscale="RdBu", cmid=0, cmin=-span, cmax=span,
+                                    colorbar=dict(title="pp", len=0.3, y=0.15, thickness=12))
+    if notes:  # another data set or scale than the paper's: say so, under the title
+        fig.add_annotation(text="<br>".join(notes[:3]), xref="paper", yref="paper", x=0, y=1.0, yshift=40,
+                           showarrow=False, xanchor="left", yanchor="bottom", align="left",
+                           font=dict(size=11, color="#b22222"))
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
-    fig.update_xaxes(tickangle=-45, tickfont=dict(size=10), row=3, col=1)
+    fig.update_xaxes(tickangle=-45, tickfont=dict(size=10), row=n_rows, col=1)
     fig.update_layout(
-        **{**_LAYOUT, "margin": dict(l=170, r=30, t=90, b=90)}, width=width, height=230 + 3 * (20 * len(ylabels) + 40),
+        **{**_LAYOUT, "margin": dict(l=170, r=30, t=90 + 16 * min(len(notes), 3), b=90)}, width=width,
+        height=230 + 16 * min(len(notes), 3) + n_rows * (20 * len(ylabels) + 40),
         title=dict(text=title, x=0) if title else None,
         coloraxis=dict(colorscale="Viridis", cmin=0, cmax=100,
-                       colorbar=dict(title="%", len=0.6, y=0.68, thickness=12)),
-        coloraxis2=dict(colorscale="RdBu", cmid=0, cmin=-span, cmax=span,
-                        colorbar=dict(title="pp", len=0.3, y=0.15, thickness=12)))
+                       colorbar=dict(title="%", len=0.6 if with_difference else 0.9,
+                                     y=0.68 if with_difference else 0.5, thickness=12)),
+        **layout)
     return fig
 
 
@@ -312,9 +340,9 @@ def save(fig: go.Figure, name: str, figures_dir: str | os.PathLike | None, *, sc
     if figures_dir is None:
         return []
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"name: must be a file name of letters, digits, '_', '-', '.', got {name!r}")
+        raise ConfigError(f"name: must be a file name of letters, digits, '_', '-', '.', got {name!r}")
     if not isinstance(scale, (int, float)) or not 0 < scale <= 4:
-        raise ValueError(f"scale: must be a number in (0, 4], got {scale!r}")
+        raise ConfigError(f"scale: must be a number in (0, 4], got {scale!r}")
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
     html = folder / f"{name}.html"

@@ -16,28 +16,25 @@ Every rule is a plain function on a stacked ``(k, d)`` tensor of client vectors
 How arguments are filled
 ------------------------
 The first positional parameter receives the stacked tensor (``x`` for
-aggregators, ``benign`` for attacks).  Parameters whose *name* is one of the
-context names below are filled by the simulator each round; every other
+aggregators and pre-aggregators, ``benign`` for attacks).  Parameters whose
+*name* is a field of :class:`RoundContext` (the round context, the one place
+these names are defined) are filled by the simulator each round; every other
 parameter must have a default (or be given a default at registration) and
 becomes a tunable parameter (``--param name=value`` on the CLI, part of the
 run's config and of its cache key).
 
-Aggregator context names
-    ``f`` / ``b`` / ``k_m``  number of Byzantine clients the server guards
-    against (k_m, or ``agg_f`` when set); ``center`` / ``prev_aggregate``
-    the previous aggregate m̃_{t−1} (zeros at t = 1 for ``center``, ``None``
-    for ``prev_aggregate``); ``t`` the round (1-based); ``generator`` a seeded
-    ``torch.Generator`` on the device.
-
-Attack context names
-    ``prev_aggregate`` m̃_{t−1} (``None`` at t = 1); ``byzantine`` the
-    Byzantine clients' own honest momenta ``(k_m, d)`` computed on their own
-    data (label-flipped when the attack is registered with
-    ``flip_labels=True``); ``t``; ``k``; ``k_m``; ``lr`` (η_t); ``mask`` the
-    boolean ROP-S layer mask ``(d,)``; ``generator``.
+Aggregators and pre-aggregators may take the context names in
+:data:`AGGREGATOR_CONTEXT`; attacks those in :data:`ATTACK_CONTEXT` (the
+attacker is omniscient: it also knows the true ``k_m``, the Byzantine clients'
+own momenta and the ROP-S mask).  The server does not know how many clients
+are Byzantine, so an aggregator gets ``f`` (what it guards against), never
+``k_m``.
 
 An attack returns one ``(d,)`` vector (sent by every Byzantine client, as in
 the omniscient attacks of the paper) or a ``(k_m, d)`` tensor.
+
+Registering a second rule under a name already taken is an error unless
+``replace=True`` is passed.
 """
 from __future__ import annotations
 
@@ -46,12 +43,89 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-AGGREGATOR_CONTEXT = frozenset({"f", "b", "k_m", "center", "prev_aggregate", "t", "generator"})
-ATTACK_CONTEXT = frozenset({"prev_aggregate", "byzantine", "t", "k", "k_m", "lr", "mask", "generator"})
-
 
 class ConfigError(ValueError):
     """A bad parameter value.  The message is one line naming the parameter and the allowed range."""
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """What the simulator hands a rule in round t: the documented contract for plug-ins.
+
+    Each field is passed to a rule that names it as a parameter (see the module
+    docstring); one name, one meaning.
+
+    Attributes
+    ----------
+    t
+        The round, 1-based (Algorithm 1, line 2).
+    k
+        Clients in the run (benign and Byzantine), i.e. rows of the matrix
+        the server aggregates (before any pre-aggregator).
+    k_m
+        Byzantine clients actually present (0 for the ``none`` baseline).
+        Attacks only: the server does not know it.
+    f
+        Byzantine clients the server guards against: the config's ``agg_f``,
+        or ``k_m`` when ``agg_f`` is unset.  Trimmed mean trims ``f`` per side,
+        Krum scores with ``f``, NNM mixes ``k − f`` neighbours.
+    lr
+        The learning rate η_t of this round (after decay).
+    prev_aggregate
+        The previous aggregate m̃_{t−1}, ``None`` at t = 1.
+    center
+        The same m̃_{t−1}, but a zero vector at t = 1 (the CC reference of
+        Eq. 6 before any aggregate exists).
+    generator
+        The run's seeded ``torch.Generator`` on the device (random choices
+        of bucketing, S-CC, …).
+    byzantine
+        Attacks only: the Byzantine clients' own honest momenta ``(k_m, d)``
+        computed on their own data (label-flipped for ``flip_labels`` attacks);
+        an empty ``(0, d)`` tensor when the attack does not ask for them.
+    mask
+        Attacks only: the boolean ROP-S layer mask ``(d,)`` (Eq. 20), or
+        ``None`` when the attack does not ask for it.
+    state
+        A dict private to this rule and this run, kept across rounds and saved
+        in checkpoints (tensors, numbers, lists): the history of a stateful
+        rule.  Empty at t = 1.
+    server_update
+        Aggregators only: the server's own momentum ``(d,)`` on its root data
+        (``root_size`` training samples, same b, β and η as the clients), for
+        rules that trust the server's direction (FLTrust).  Asking for it makes
+        the server train each round; ``None`` otherwise.
+    aggregate
+        Attacks only: the server's configured rule (pre-aggregators, then the
+        aggregator) as a function of a trial ``(k, d)`` matrix, evaluated on
+        copies of the rules' states and of the RNG, so calling it changes
+        nothing — what an omniscient, defence-aware attacker can simulate
+        (adaptive attacks).  Each call costs one aggregation.
+    """
+
+    t: int
+    k: int
+    k_m: int
+    f: int
+    lr: float
+    prev_aggregate: Any
+    center: Any
+    generator: Any
+    byzantine: Any = None
+    mask: Any = None
+    state: dict = field(default_factory=dict)
+    server_update: Any = None
+    aggregate: Any = None
+
+
+#: context names an aggregator or pre-aggregator may take
+AGGREGATOR_CONTEXT = frozenset({"t", "k", "f", "lr", "prev_aggregate", "center", "generator", "state",
+                                "server_update"})
+#: context names an attack may take
+ATTACK_CONTEXT = frozenset({"t", "k", "k_m", "f", "lr", "prev_aggregate", "center", "generator",
+                            "byzantine", "mask", "state", "aggregate"})
+_RETIRED = {"b": "use 'f', the number of Byzantine clients the server guards against",
+            "k_m": "an aggregator cannot know the true k_m; use 'f' (agg_f, or k_m when unset)"}
 
 
 # --------------------------------------------------------------------------- checks
@@ -124,6 +198,10 @@ class Rule:
                 raise ConfigError(msg)
         return out
 
+    def __call__(self, first: Any, params: dict[str, Any], ctx: RoundContext) -> Any:
+        """Apply the rule: ``fn(first, **context names it takes, **params)``."""
+        return self.fn(first, **{name: getattr(ctx, name) for name in self.context}, **params)
+
     def describe(self) -> str:
         ps = ", ".join(
             f"{p}={v!r}" + (f" ({self.symbols[p]})" if p in self.symbols else "") for p, v in self.params.items()
@@ -150,11 +228,14 @@ ATTACKS: dict[str, Rule] = {}
 _TABLES = {"aggregator": AGGREGATORS, "pre_aggregator": PRE_AGGREGATORS, "attack": ATTACKS}
 
 
-def _register(kind: str, name: str | None, defaults: dict | None, **extra) -> Callable:
+def _register(kind: str, name: str | None, defaults: dict | None, replace: bool = False, **extra) -> Callable:
     context_names = ATTACK_CONTEXT if kind == "attack" else AGGREGATOR_CONTEXT
 
     def deco(fn: Callable) -> Callable:
         rule_name = name or fn.__name__
+        if rule_name in _TABLES[kind] and not replace:
+            raise ConfigError(f"{kind} {rule_name!r} is already registered; "
+                             f"pass replace=True to register another rule under that name")
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         if not names:
@@ -171,6 +252,9 @@ def _register(kind: str, name: str | None, defaults: dict | None, **extra) -> Ca
                 params[pname] = p.default
             elif p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
+            elif kind != "attack" and pname in _RETIRED:
+                raise TypeError(f"{kind} {rule_name!r}: parameter {pname!r} is not a context name: "
+                                f"{_RETIRED[pname]}")
             else:
                 raise TypeError(
                     f"{kind} {rule_name!r}: parameter {pname!r} is neither a context name "
@@ -200,9 +284,14 @@ def register_aggregator(
     requires: Callable[[int, int], str | None] | None = None,
     description: str | None = None,
     symbols: dict | None = None,
+    replace: bool = False,
 ) -> Callable:
-    """Decorator: register ``fn(x, ...) -> (d,)`` as an aggregator called ``name``."""
-    return _register("aggregator", name, defaults, checks=checks or {}, requires=requires,
+    """Decorator: register ``fn(x, ...) -> (d,)`` as an aggregator called ``name``.
+
+    ``requires(n_inputs, f)`` returns an error message when the rule cannot run
+    with ``n_inputs`` vectors guarding against ``f``; ``replace=True`` allows
+    taking a name already registered."""
+    return _register("aggregator", name, defaults, replace, checks=checks or {}, requires=requires,
                      description=description, symbols=symbols or {})
 
 
@@ -213,9 +302,10 @@ def register_pre_aggregator(
     checks: dict | None = None,
     description: str | None = None,
     symbols: dict | None = None,
+    replace: bool = False,
 ) -> Callable:
     """Decorator: register ``fn(x, ...) -> (k', d)`` as a pre-aggregator (composable with any aggregator)."""
-    return _register("pre_aggregator", name, defaults, checks=checks or {},
+    return _register("pre_aggregator", name, defaults, replace, checks=checks or {},
                      description=description, symbols=symbols or {})
 
 
@@ -227,9 +317,10 @@ def register_attack(
     flip_labels: bool = False,
     description: str | None = None,
     symbols: dict | None = None,
+    replace: bool = False,
 ) -> Callable:
     """Decorator: register ``fn(benign, ...) -> (d,) | (k_m, d)`` as an attack called ``name``."""
-    return _register("attack", name, defaults, checks=checks or {}, flip_labels=flip_labels,
+    return _register("attack", name, defaults, replace, checks=checks or {}, flip_labels=flip_labels,
                      description=description, symbols=symbols or {})
 
 
@@ -242,20 +333,32 @@ def lookup(kind: str, name: str) -> Rule:
     return table[name]
 
 
+_LOADED_PLUGINS: set[str] = set()
+
+
 def load_plugin(module: str) -> None:
-    """Import ``module`` (a dotted name or a path to a ``.py`` file) so its decorators register rules."""
+    """Import ``module`` (a dotted name or a path to a ``.py`` file) so its decorators register rules.
+
+    Loading the same file or module again does nothing (sweep workers and the
+    dashboard load the plug-ins named in a config more than once).
+    """
+    import hashlib
     import importlib
     import importlib.util
     import os
     import sys
 
+    is_path = module.endswith(".py") or os.path.sep in module
+    ident = os.path.realpath(os.path.abspath(module)) if is_path else module
+    if ident in _LOADED_PLUGINS:
+        return
     try:
-        if module.endswith(".py") or os.path.sep in module:
-            path = os.path.abspath(module)
-            if not os.path.exists(path):
+        if is_path:
+            if not os.path.exists(ident):
                 raise ConfigError(f"plugin: file not found: {module}")
-            modname = "byzlab_plugin_" + os.path.splitext(os.path.basename(path))[0]
-            spec = importlib.util.spec_from_file_location(modname, path)
+            stem = os.path.splitext(os.path.basename(ident))[0]
+            modname = f"byzlab_plugin_{stem}_{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
+            spec = importlib.util.spec_from_file_location(modname, ident)
             mod = importlib.util.module_from_spec(spec)
             sys.modules[modname] = mod
             spec.loader.exec_module(mod)
@@ -265,3 +368,4 @@ def load_plugin(module: str) -> None:
         raise
     except ImportError as e:
         raise ConfigError(f"plugin: cannot import {module!r}: {e}") from None
+    _LOADED_PLUGINS.add(ident)

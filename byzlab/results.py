@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .config import RunConfig
+from .registry import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulator import Simulation
@@ -87,7 +88,7 @@ class RunResult:
             "d": sim.d,
             "rounds_per_epoch": sim.rounds_per_epoch,
             "total_rounds": sim.total_rounds,
-            "seconds_per_round": (sim._elapsed / n) if n else float("nan"),
+            "seconds_per_round": (sim.elapsed / n) if n else float("nan"),
             "key": sim.config.key(),
         }
         return cls(config=sim.config, history=history, rounds=rounds, meta=meta)
@@ -129,10 +130,10 @@ class RunResult:
             history = pd.read_csv(folder / "history.csv")
             rounds = pd.read_csv(folder / "rounds.csv")
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"result: cannot read {folder}: {e}") from None
+            raise ConfigError(f"result: cannot read {folder}: {e}") from None
         missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
         if missing:
-            raise ValueError(f"result: {folder}/history.csv lacks columns {missing}")
+            raise ConfigError(f"result: {folder}/history.csv lacks columns {missing}")
         history["diverged"] = history["diverged"].astype(bool)
         return cls(config=config, history=history, rounds=rounds, meta=meta)
 

@@ -39,6 +39,8 @@ statistics.)
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import os
 import signal
@@ -49,14 +51,13 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from . import checkpoint
 from .aggregators import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, partition
 from .models import build_model, sparse_mask
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, Rule
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, RoundContext, Rule
 from .results import DIAGNOSTIC_COLUMNS, RunResult
-
-_BN_MOMENTUM_TYPES = (torch.nn.modules.batchnorm._BatchNorm,)
 
 
 # --------------------------------------------------------------------------- interrupts
@@ -212,6 +213,42 @@ class _VmapEngine:
         return g, losses
 
 
+# --------------------------------------------------------------------------- precision
+def autocast_for(precision: str, device_type: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the context that runs the client forward pass: bf16 autocast, or nothing."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+@contextlib.contextmanager
+def precision_scope(precision: str) -> Iterator[None]:
+    """Within the block, ``tf32`` allows TensorFloat-32 matmuls and convolutions (CUDA).
+
+    The process-wide flags are restored on exit, so a TF32 run never changes
+    later runs in the same process; other precisions change nothing.
+    """
+    if precision != "tf32":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
 # --------------------------------------------------------------------------- simulation
 class Simulation:
     """State of one run of Algorithm 1; :meth:`step` performs one communication round."""
@@ -248,18 +285,27 @@ class Simulation:
         self.attack: Rule | None = ATTACKS[cfg.attack] if cfg.attack != NO_ATTACK else None
         self.aggregator: Rule = AGGREGATORS[cfg.aggregator]
         self.pre: list[Rule] = [PRE_AGGREGATORS[n] for n in cfg.pre_aggregators]
-        byz_data = self.attack is not None and self.attack.needs_byzantine_data
-        self.n_compute = self.k if byz_data else self.k_b
+        byz_data = cfg.byzantine_train
+        # rows of the gradient matrix: benign clients, Byzantine clients training on their
+        # own data (data attacks), the server training on its root data (FLTrust-like rules)
+        self.n_compute = cfg.n_compute
 
+        n_train = data.y_train.shape[0]
         parts = partition(data.y_train.cpu().numpy(), self.k, cfg.partition, alpha=cfg.alpha, seed=cfg.seed)
-        self.shard_sizes = torch.tensor([len(p) for p in parts[: self.n_compute]], device=self.device)
+        shard_list = parts[: self.k if byz_data else self.k_b]
+        if cfg.server_trains:  # the server's root data: root_size training samples drawn at random
+            if cfg.root_size > n_train:
+                raise ConfigError(f"root_size: must be <= {n_train} (training samples of {cfg.dataset}), "
+                                  f"got {cfg.root_size}")
+            root_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
+            shard_list = [*shard_list, torch.randperm(n_train, generator=root_gen)[: cfg.root_size].numpy()]
+        self.shard_sizes = torch.tensor([len(p) for p in shard_list], device=self.device)
         max_n = int(self.shard_sizes.max())
         shards = torch.zeros(self.n_compute, max_n, dtype=torch.long)
-        for i, p in enumerate(parts[: self.n_compute]):
+        for i, p in enumerate(shard_list):
             shards[i, : len(p)] = torch.as_tensor(p)
         self.shards = shards.to(self.device)
         self.partition = parts
-        n_train = data.y_train.shape[0]
         self.rounds_per_epoch = max(1, (n_train // self.k) // cfg.b)
         self.total_rounds = cfg.epochs * self.rounds_per_epoch
         if cfg.max_rounds is not None:
@@ -269,8 +315,11 @@ class Simulation:
         # state of Algorithm 1
         self.X = torch.zeros(self.k, self.d, device=self.device)
         self.byz_momenta = torch.zeros(self.k - self.k_b if byz_data else 0, self.d, device=self.device)
+        # the server's own momentum on its root data (RoundContext.server_update), when a rule takes it
+        self.server_momentum = torch.zeros(self.d, device=self.device) if cfg.server_trains else None
         self.prev_aggregate: torch.Tensor | None = None  # m̃_{t-1}
         self.prev_delta: torch.Tensor | None = None  # Δ_{t-1} (Table II)
+        self.rule_state: dict[str, dict] = {}  # RoundContext.state of each rule, by role
         self.t = 0
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.mask = sparse_mask(self.model).to(self.device) if (self.attack and "mask" in self.attack.context) else None
@@ -278,7 +327,7 @@ class Simulation:
 
         # engine
         engine = cfg.engine if cfg.engine != "auto" else ("vmap" if self.device.type == "cuda" else "loop")
-        autocast = self._autocast_factory(cfg.precision)
+        autocast = autocast_for(cfg.precision, self.device.type)
         self.engine_name = engine
         self.engine = (_VmapEngine(self.model, self.theta, autocast) if engine == "vmap"
                        else _LoopEngine(self.model, self.n_compute, self.d, self.device, autocast))
@@ -289,25 +338,14 @@ class Simulation:
         self.history: list[dict] = []
         self.diverged = False
         self._last_eval_t = 0
-        self._elapsed = 0.0
+        self.elapsed = 0.0
         self._flip_mask = None
         if self.attack is not None and self.attack.flip_labels:
             flip = torch.zeros(self.n_compute, cfg.b, dtype=torch.bool, device=self.device)
-            flip[self.k_b:] = True
+            flip[self.k_b: self.k] = True  # the Byzantine clients' rows, never the server's
             self._flip_mask = flip.view(-1)
 
     # ------------------------------------------------------------------ helpers
-    def _autocast_factory(self, precision: str) -> Callable:
-        import contextlib
-
-        if precision == "tf32":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        if precision == "bf16":
-            dev = self.device.type
-            return lambda: torch.autocast(device_type=dev, dtype=torch.bfloat16)
-        return contextlib.nullcontext
-
     @property
     def done(self) -> bool:
         return self.t >= self.total_rounds or self.diverged
@@ -322,7 +360,7 @@ class Simulation:
         epoch = (t - 1) // self.rounds_per_epoch
         return cfg.lr * (cfg.lr_decay if epoch >= math.floor(cfg.lr_decay_at * cfg.epochs) else 1.0)
 
-    def _sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Each computing client draws b samples of its own shard (reshuffled every epoch)."""
         b, r = self.config.b, (t - 1) % self.rounds_per_epoch
         if r == 0 or self._perm is None:
@@ -338,22 +376,50 @@ class Simulation:
             y = torch.where(self._flip_mask, self.num_classes - 1 - y, y)
         return x, y
 
-    def _call(self, rule: Rule, first: torch.Tensor, params: dict, t: int, lr: float) -> torch.Tensor:
-        ctx = {
-            "f": self.config.f, "b": self.config.f, "k_m": self.k_m, "k": self.k, "t": t, "lr": lr,
-            "prev_aggregate": self.prev_aggregate, "generator": self.generator, "mask": self.mask,
-            "center": self.prev_aggregate, "byzantine": self.byz_momenta,
-        }
-        return rule.fn(first, **{name: ctx[name] for name in rule.context}, **params)
+    def context(self, t: int, lr: float) -> RoundContext:
+        """The :class:`~byzlab.registry.RoundContext` of round ``t`` (state filled per rule)."""
+        prev = self.prev_aggregate
+        return RoundContext(
+            t=t, k=self.k, k_m=self.k_m, f=self.config.f, lr=lr, prev_aggregate=prev,
+            center=torch.zeros(self.d, device=self.device) if prev is None else prev,
+            generator=self.generator, byzantine=self.byz_momenta, mask=self.mask,
+            server_update=self.server_momentum)
+
+    def _call(self, role: str, rule: Rule, first: torch.Tensor, params: dict, ctx: RoundContext,
+              states: dict | None = None) -> torch.Tensor:
+        states = self.rule_state if states is None else states
+        if "state" in rule.context:
+            ctx = dataclasses.replace(ctx, state=states.setdefault(role, {}))
+        if "aggregate" in rule.context:
+            ctx = dataclasses.replace(ctx, aggregate=self._trial(ctx))
+        return rule(first, params, ctx)
+
+    def server_aggregate(self, X: torch.Tensor, ctx: RoundContext, states: dict | None = None) -> torch.Tensor:
+        """Lines 12-13 of Algorithm 1 on the ``(k, d)`` matrix ``X``: pre-aggregators, then the aggregator."""
+        cfg = self.config
+        inputs = X
+        for i, rule in enumerate(self.pre):
+            inputs = self._call(f"pre{i}", rule, inputs, cfg.pre_aggregator_params[rule.name], ctx, states)
+        return self._call("aggregator", self.aggregator, inputs, cfg.aggregator_params, ctx, states)
+
+    def _trial(self, ctx: RoundContext) -> Callable[[torch.Tensor], torch.Tensor]:
+        """RoundContext.aggregate: the server's rule on a trial matrix, on copies of its state and RNG."""
+        def aggregate(X: torch.Tensor) -> torch.Tensor:
+            states = {role: copy.deepcopy(st) for role, st in self.rule_state.items() if role != "attack"}
+            gen = torch.Generator(device=self.device)
+            gen.set_state(self.generator.get_state())
+            return self.server_aggregate(X, dataclasses.replace(ctx, generator=gen), states)
+        return aggregate
 
     # ------------------------------------------------------------------ Algorithm 1
     def step(self) -> None:
         """One communication round t of Algorithm 1."""
         # Client side, lines 3-7: every benign client (and, for data attacks, every
         # Byzantine client on its own data) computes g_{i,t} at θ_{t-1} on b samples.
-        x, y = self._sample(self.t + 1)
-        grads, losses = self.engine(x, y, self.n_compute, self.k_b)
-        self.finish_round(grads, losses)
+        x, y = self.sample(self.t + 1)
+        with precision_scope(self.config.precision):
+            grads, losses = self.engine(x, y, self.n_compute, self.k_b)
+            self.finish_round(grads, losses)
 
     def finish_round(self, grads: torch.Tensor, losses: torch.Tensor) -> None:
         """Lines 8-15 of Algorithm 1, given the clients' gradients ``(n_compute, d)`` and losses.
@@ -363,6 +429,7 @@ class Simulation:
         """
         cfg, t = self.config, self.t + 1
         lr = self.lr_at(t)
+        ctx = self.context(t, lr)
         if cfg.weight_decay:
             grads.add_(self.theta, alpha=cfg.weight_decay)
 
@@ -371,17 +438,16 @@ class Simulation:
         benign = self.X[: self.k_b]
         benign.lerp_(grads[: self.k_b], 1 - cfg.beta)
         if self.byz_momenta.shape[0]:
-            self.byz_momenta.lerp_(grads[self.k_b:], 1 - cfg.beta)
+            self.byz_momenta.lerp_(grads[self.k_b: self.k], 1 - cfg.beta)
+        if self.server_momentum is not None:  # the server's momentum on its root data, same rule
+            self.server_momentum.lerp_(grads[-1], 1 - cfg.beta)
 
         # Line 11: Byzantine clients send Attack(H_t).
         if self.attack is not None:
-            self.X[self.k_b:] = self._call(self.attack, benign, cfg.attack_params, t, lr)
+            self.X[self.k_b:] = self._call("attack", self.attack, benign, cfg.attack_params, ctx)
 
         # Lines 12-13: m̃_t = AGG(m_{1,t}, ..., m_{k,t})  (after optional pre-aggregation).
-        inputs = self.X
-        for rule in self.pre:
-            inputs = self._call(rule, inputs, cfg.pre_aggregator_params[rule.name], t, lr)
-        aggregate = self._call(self.aggregator, inputs, cfg.aggregator_params, t, lr)
+        aggregate = self.server_aggregate(self.X, ctx)
 
         # Diagnostics (optional, on the device): Tables II-III, CC clip fraction, ‖m̃_t‖.
         self.round_loss[t - 1] = losses[: self.k_b].mean()
@@ -460,7 +526,7 @@ class Simulation:
         row = {"round": self.t, "epoch": self.epoch, "lr": self.lr_at(max(self.t, 1)),
                "test_accuracy": acc, "train_loss": loss if finite else float("nan"),
                **dict(zip(DIAGNOSTIC_COLUMNS, diag)), "diverged": self.diverged,
-               "wall_time": self._elapsed}
+               "wall_time": self.elapsed}
         self.history.append(row)
         self._last_eval_t = hi
         return row
@@ -473,7 +539,7 @@ class Simulation:
             with one_round():  # a deferred Ctrl-C is raised after the round and its evaluation
                 t0 = time.perf_counter()
                 self.step()
-                self._elapsed += time.perf_counter() - t0
+                self.elapsed += time.perf_counter() - t0
                 if self.t % self.eval_every == 0 or self.t == self.total_rounds:
                     row = self.record()
                     if callback is not None:
@@ -493,6 +559,8 @@ class Simulation:
             "byz_momenta": self.byz_momenta.clone(),
             "prev_aggregate": None if self.prev_aggregate is None else self.prev_aggregate.clone(),
             "prev_delta": None if self.prev_delta is None else self.prev_delta.clone(),
+            "rule_state": copy.deepcopy(self.rule_state),
+            "server_momentum": None if self.server_momentum is None else self.server_momentum.clone(),
             "buffers": {n: b.clone() for n, b in self.model.named_buffers()},
             "generator": self.generator.get_state(),
             "perm": None if self._perm is None else self._perm.clone(),
@@ -501,7 +569,7 @@ class Simulation:
             "history": [dict(r) for r in self.history],
             "diverged": self.diverged,
             "last_eval_t": self._last_eval_t,
-            "elapsed": self._elapsed,
+            "elapsed": self.elapsed,
         }
 
     def load_state_dict(self, state: dict, *, strict_config: bool = True) -> None:
@@ -515,6 +583,9 @@ class Simulation:
             self.byz_momenta.copy_(state["byz_momenta"].to(dev))
         self.prev_aggregate = None if state["prev_aggregate"] is None else state["prev_aggregate"].to(dev)
         self.prev_delta = None if state["prev_delta"] is None else state["prev_delta"].to(dev)
+        self.rule_state = _to_device(copy.deepcopy(state.get("rule_state", {})), dev)
+        if self.server_momentum is not None and state.get("server_momentum") is not None:
+            self.server_momentum.copy_(state["server_momentum"].to(dev))
         bufs = dict(self.model.named_buffers())
         for n, b in state["buffers"].items():
             bufs[n].copy_(b.to(dev))
@@ -526,18 +597,15 @@ class Simulation:
         self.history = [dict(r) for r in state["history"]]
         self.diverged = state["diverged"]
         self._last_eval_t = state["last_eval_t"]
-        self._elapsed = state["elapsed"]
+        self.elapsed = state["elapsed"]
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Write the state atomically (temporary file + rename)."""
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Write the state atomically (temporary file + rename); see :mod:`byzlab.checkpoint`."""
+        checkpoint.save(self, path)
 
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+    def load_checkpoint(self, path: str | os.PathLike, on_bad: str = "error") -> int:
+        """Continue from the checkpoint at ``path`` (see :func:`byzlab.checkpoint.restore`)."""
+        return checkpoint.restore(self, path, on_bad)
 
     def fork(self, **changes: Any) -> "Simulation":
         """A new simulation continuing from this one's state with some knobs changed.
@@ -563,6 +631,7 @@ def run(
     callback: Callable[[dict], Any] | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
+    bad_checkpoint: str = "error",
     **overrides: Any,
 ) -> RunResult:
     """Run Algorithm 1 to the end and return its :class:`~byzlab.results.RunResult`.
@@ -575,14 +644,13 @@ def run(
     ``checkpoint_every`` rounds and on Ctrl-C or SIGTERM, which stop the run at
     the end of the round in progress (a second Ctrl-C stops at once, saving
     nothing); a later call with the same config resumes from it, bit for bit;
-    the file is removed once the run is complete.
+    the file is removed once the run is complete.  A checkpoint that cannot be
+    used raises :class:`~byzlab.checkpoint.CheckpointError` naming the file, or
+    with ``bad_checkpoint="move"`` is moved aside and the run starts afresh.
     """
     sim = Simulation(config, dataset=dataset, **overrides)
-    if checkpoint is not None and os.path.exists(checkpoint):
-        try:
-            sim.load_checkpoint(checkpoint)
-        except Exception:  # unreadable, or from another config: start afresh
-            pass
+    if checkpoint is not None:
+        sim.load_checkpoint(checkpoint, on_bad=bad_checkpoint)
     bar = None
     if progress:
         from tqdm.auto import tqdm

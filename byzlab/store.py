@@ -28,6 +28,7 @@ import pandas as pd
 
 from .config import RunConfig
 from .results import RunResult
+from .registry import ConfigError
 
 #: the columns that identify a cell of Table IV (``table4_paper.csv``, :func:`table4`)
 TABLE4_KEYS = ("dataset", "partition", "attack", "aggregator", "beta")
@@ -215,6 +216,21 @@ def aggregator_label(cfg: RunConfig) -> str:
     return name
 
 
+#: byzlab's attack label -> the paper's Table IV row it reproduces.  ``alie_z1.2`` is ALIE with the
+#: authors' library's default z = 1.2 of the time (README "Fidelity"; that the paper's table was run
+#: with it is an inference), so it sits beside the paper's ALIE row too.
+PAPER_ATTACK = {"alie_z1.2": "alie"}
+
+
+def attack_label(cfg: RunConfig) -> str:
+    """``rop``, ``alie`` … as in Table IV's rows; an ALIE whose ``z`` is set explicitly is another row,
+    ``alie_z1.2`` (the authors' library's historical default, see README "Fidelity"), so the paper's
+    z_max row and the as-run z = 1.2 row are never averaged together."""
+    if cfg.attack in ("alie", "alie_alt") and cfg.attack_params.get("z") is not None:
+        return f"{cfg.attack}_z{float(cfg.attack_params['z']):g}"
+    return cfg.attack
+
+
 def cell_key(config: RunConfig) -> str:
     """Id of the run's config *without its seed*: the runs averaged into one table cell share it."""
     identity = config.identity()
@@ -241,7 +257,7 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
         h = r.history
         rows.append({
             "key": c.key(), "cell": cell_key(c), "dataset": c.dataset, "partition": partition_label(c),
-            "attack": c.attack, "aggregator": aggregator_label(c), "beta": c.beta, "seed": c.seed,
+            "attack": attack_label(c), "aggregator": aggregator_label(c), "beta": c.beta, "seed": c.seed,
             "k": c.k, "k_m": c.n_byzantine, "epochs": c.epochs, "model": c.model,
             **{f"attack.{k}": v for k, v in c.attack_params.items()},
             **{f"aggregator.{k}": v for k, v in c.aggregator_params.items()},
@@ -276,17 +292,17 @@ def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFr
     ``paper_mean`` and ``paper_std`` (merge on dataset, partition, attack, aggregator, beta).
     """
     if df is None or not len(df):
-        raise ValueError("df: empty results table; run the sweep first")
+        raise ConfigError("df: empty results table; run the sweep first")
     missing = [c for c in (*TABLE4_KEYS, "final_accuracy", "seed") if c not in df.columns]
     if missing:
-        raise ValueError(f"df: not a results table, it lacks columns {missing}")
+        raise ConfigError(f"df: not a results table, it lacks columns {missing}")
     if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
-        raise ValueError(f"ddof: must be an integer >= 0, got {ddof!r}")
+        raise ConfigError(f"ddof: must be an integer >= 0, got {ddof!r}")
     rows = df
     if "experiments" in rows.columns:
         rows = rows[rows["experiments"].fillna("").str.split(";").map(lambda names: "table4" in names)]
         if not len(rows):
-            raise ValueError("df: no run of the 'table4' experiment in this results table")
+            raise ConfigError("df: no run of the 'table4' experiment in this results table")
     rows = rows.assign(beta=rows["beta"].astype(float).round(6))
     keys = list(TABLE4_KEYS)
     if "cell" in rows.columns:
@@ -294,7 +310,7 @@ def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFr
         mixed = mixed[mixed > 1]
         if len(mixed):
             cell = dict(zip(keys, mixed.index[0]))
-            raise ValueError(f"df: the Table IV cell {cell} holds runs of {mixed.iloc[0]} different configs "
+            raise ConfigError(f"df: the Table IV cell {cell} holds runs of {mixed.iloc[0]} different configs "
                              "(not only different seeds); filter the table first")
     grouped = rows.groupby(keys, sort=True)
     out = grouped["final_accuracy"].agg(
@@ -304,8 +320,11 @@ def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFr
     ).reset_index()
     if "diverged" in rows.columns:
         out = out.merge(grouped["diverged"].sum().astype(int).rename("n_diverged").reset_index(), on=keys)
-    if paper:
-        ref = paper_table4().rename(columns={"accuracy_mean": "paper_mean", "accuracy_std": "paper_std"})
+    if paper:  # alie_z1.2 (ALIE as run) sits beside the paper's ALIE row too
+        ref = paper_table4().rename(columns={"accuracy_mean": "paper_mean", "accuracy_std": "paper_std",
+                                             "attack": "_paper_attack"})
         ref["beta"] = ref["beta"].astype(float).round(6)
-        out = out.merge(ref, on=keys, how="left")
+        out["_paper_attack"] = out["attack"].map(lambda a: PAPER_ATTACK.get(a, a))
+        on = [k if k != "attack" else "_paper_attack" for k in keys]
+        out = out.merge(ref, on=on, how="left").drop(columns="_paper_attack")
     return out

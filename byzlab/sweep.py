@@ -79,6 +79,7 @@ import pandas as pd
 
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .experiments import Profile, load_profile
+from . import checkpoint
 from .registry import ATTACKS, ConfigError, load_plugin
 from .simulator import stop_at_round_boundaries
 from .store import ResultStore, results_table, table4
@@ -184,12 +185,6 @@ def n_evaluations(cfg: RunConfig) -> int:
     every = cfg.eval_every or max(1, (n_train // cfg.k) // cfg.b)
     rounds = total_rounds(cfg)
     return rounds // every + (1 if rounds % every else 0)
-
-
-def n_compute(cfg: RunConfig) -> int:
-    """Clients computing a gradient each round (the benign ones, plus the Byzantine ones for data attacks)."""
-    att = ATTACKS.get(cfg.attack) if cfg.attack != NO_ATTACK else None
-    return cfg.k if (att is None or att.needs_byzantine_data) else cfg.k - cfg.n_byzantine
 
 
 def _model(cfg: RunConfig) -> str:
@@ -315,7 +310,7 @@ class Estimate:
 
 
 def _group(cfg: RunConfig) -> tuple:
-    return (cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, n_compute(cfg), cfg.precision,
+    return (cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, cfg.n_compute, cfg.precision,
             resolve_device(cfg.device).type)
 
 
@@ -360,7 +355,7 @@ def estimate(plan: Plan, *, threads: int = 1, calibrate_missing: bool = True, ro
                 cal = cache[ckey] = calibrate(cfgs[0], threads=threads, rounds=rounds)
                 _write_json(cache_path, cache)
             if cal is not None:
-                scale = n_compute(cfgs[0]) / cal["n_compute"]
+                scale = cfgs[0].n_compute / cal["n_compute"]
                 ref = cfgs[0]
                 per_round = cal["seconds_per_round"] * scale + \
                     (cal["seconds_per_eval"] * n_evaluations(ref) + cal.get("seconds_setup", 0.0)) / total_rounds(ref)
@@ -428,36 +423,6 @@ def _dataset(cfg: RunConfig):
     return _DATA_CACHE[key]
 
 
-class _Checkpointer:
-    """Saves a simulation every ``every`` rounds or ``seconds`` of wall time, whichever comes first."""
-
-    def __init__(self, sim, path: Path, every: int | None, seconds: float):
-        self.sim, self.path = sim, path
-        self.every = every or max(1, math.ceil(sim.total_rounds / 10))
-        self.seconds = seconds
-        self.last_t, self.last_time = sim.t, time.monotonic()
-
-    def maybe(self) -> None:
-        if self.sim.t - self.last_t >= self.every or time.monotonic() - self.last_time >= self.seconds:
-            self.save()
-
-    def save(self) -> None:
-        self.sim.save_checkpoint(self.path)
-        self.last_t, self.last_time = self.sim.t, time.monotonic()
-
-
-def _restore(sim, path: Path) -> int:
-    """Continue ``sim`` from its checkpoint if there is a usable one; returns the round it starts from."""
-    if not path.exists():
-        return 0
-    try:
-        sim.load_checkpoint(path)
-        return sim.t
-    except Exception:  # unreadable, or another config's: start afresh (both fail before any state is set)
-        path.unlink(missing_ok=True)
-        return 0
-
-
 def _finish(result, t0: float, start: int, sim, batch: int = 1) -> Any:
     import torch
 
@@ -486,8 +451,8 @@ def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
     t0 = time.perf_counter()
     sim = Simulation(cfg, dataset=_dataset(cfg))
     ckpt = store.checkpoint_path(cfg)
-    start = _restore(sim, ckpt)
-    saver = _Checkpointer(sim, ckpt, opts["checkpoint_every"], opts["checkpoint_seconds"])
+    start = checkpoint.restore(sim, ckpt, opts.get("bad_checkpoint", "error"))
+    saver = checkpoint.Checkpointer(sim, ckpt, opts["checkpoint_every"], opts["checkpoint_seconds"])
     try:
         while not sim.done:
             sim.advance(1)
@@ -509,8 +474,8 @@ def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Call
     t0 = time.perf_counter()
     bsim = BatchedSimulation(cfgs, dataset=_dataset(cfgs[0]))
     paths = [store.checkpoint_path(c) for c in cfgs]
-    starts = [_restore(s, p) for s, p in zip(bsim.sims, paths)]
-    savers = [_Checkpointer(s, p, opts["checkpoint_every"], opts["checkpoint_seconds"])
+    starts = [checkpoint.restore(s, p, opts.get("bad_checkpoint", "error")) for s, p in zip(bsim.sims, paths)]
+    savers = [checkpoint.Checkpointer(s, p, opts["checkpoint_every"], opts["checkpoint_seconds"])
               for s, p in zip(bsim.sims, paths)]
     emitted = [False] * len(cfgs)
     while True:
@@ -1138,6 +1103,7 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
               store: str | os.PathLike | None = None, resume: bool = False, engine: str = "local",
               address: str | None = None, workers: int | None = None, threads: int = 1, batch: int | None = None,
               gpus_per_run: float = 0.0, checkpoint_every: int | None = None, checkpoint_seconds: float = 600.0,
+              bad_checkpoint: str = "error",
               retries: int = 1, experiments: Iterable[str] | None = None, overrides: dict | None = None,
               seeds: list[int] | None = None, plugins: Iterable[str] = (), render: bool = True,
               progress: bool = True, ray_max_retries: int = 3,
@@ -1169,6 +1135,9 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
     checkpoint_every, checkpoint_seconds
         Save a run in progress every N rounds (default: a tenth of the run) or
         every so many seconds, whichever comes first.
+    bad_checkpoint
+        ``error`` (a run whose checkpoint cannot be used fails with a message naming
+        the file) or ``move`` (the file is moved aside and the run starts afresh).
     retries
         Times a run that raised (or whose worker died) is tried again.
     experiments, overrides, seeds, plugins
@@ -1189,6 +1158,8 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
         _check_int("checkpoint_every", checkpoint_every, 1)
     if not isinstance(checkpoint_seconds, (int, float)) or not checkpoint_seconds > 0:
         raise ConfigError(f"checkpoint_seconds: must be > 0, got {checkpoint_seconds!r}")
+    if bad_checkpoint not in checkpoint.ON_BAD:
+        raise ConfigError(f"bad_checkpoint: must be one of {', '.join(checkpoint.ON_BAD)}, got {bad_checkpoint!r}")
     if not isinstance(gpus_per_run, (int, float)) or isinstance(gpus_per_run, bool) or gpus_per_run < 0:
         raise ConfigError(f"gpus_per_run: must be a number >= 0, got {gpus_per_run!r}")
     if address is not None and engine != "ray":
@@ -1216,6 +1187,7 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
         parallel = workers if engine == "local" else max(1, workers)
         tracker = _Tracker(plan, retries, est, max(1, parallel), progress)
         opts = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": float(checkpoint_seconds),
+                "bad_checkpoint": bad_checkpoint,
                 "write": engine == "local", "keep_final_checkpoint": engine == "ray"}
         try:
             if jobs:
@@ -1294,6 +1266,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, default=None,
                    help="runs per batched job (default: as many as fit on CUDA, 1 on CPU)")
     g.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task requests, e.g. 0.25")
+    g.add_argument("--bad-checkpoint", choices=checkpoint.ON_BAD, default="error",
+                   help="a run whose checkpoint cannot be used: fail naming the file (error, default) "
+                        "or move the file aside and start that run afresh (move)")
     g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="save runs in progress every N rounds (default: a tenth of the run; also every 10 min)")
     g.add_argument("--retries", type=int, default=1, help="retries of a run that crashed (1)")
@@ -1330,7 +1305,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         summary = run_sweep(profile, args.out, store=args.store, resume=args.resume, engine=args.sweep_engine,
                             address=args.address, workers=args.workers, threads=args.threads, batch=args.batch,
                             gpus_per_run=args.gpus_per_run, checkpoint_every=args.checkpoint_every,
-                            retries=args.retries, experiments=args.experiment, overrides=overrides,
+                            bad_checkpoint=args.bad_checkpoint, retries=args.retries, experiments=args.experiment, overrides=overrides,
                             seeds=args.seeds, plugins=plugins, render=not args.no_render,
                             progress=not args.quiet, print_fn=lambda line: print(line, file=sys.stderr))
     finally:

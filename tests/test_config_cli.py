@@ -1,6 +1,7 @@
 """Bad input: one line naming the parameter and the allowed range; CLI exit 2, no traceback."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -164,10 +165,13 @@ def test_cli_ctrl_c_keeps_the_state_and_rerun_resumes(tmp_path):
             "--aggregator", "cm", "--seed", "3", "-q"]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     out = tmp_path / "r"
-    p = subprocess.Popen([sys.executable, "-m", "byzlab.cli", *args, "--out", str(out)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-m", "byzlab.cli", *args, "--out", str(out), "--checkpoint-every", "20"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / ".r.ckpt"
-    time.sleep(6)
+    deadline = time.monotonic() + 180  # the run is in its rounds once it has saved once (any machine load)
+    while not ckpt.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ckpt.exists(), "the run saved no checkpoint within 180 s"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
@@ -179,3 +183,21 @@ def test_cli_ctrl_c_keeps_the_state_and_rerun_resumes(tmp_path):
     a = pd.read_csv(out / "rounds.csv")
     b = pd.read_csv(tmp_path / "ref" / "rounds.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_run_prints_the_no_attack_baseline_computed_once(tmp_path):
+    args = ["run", "--dataset", "digits", "--k", "6", "--k-m", "1", "--epochs", "3", "--attack", "ipm",
+            "--aggregator", "cm", "--seed", "0", "-q", "--baseline", "--store", str(tmp_path / "store")]
+    pattern = r"test accuracy ([0-9.]+)% \(no attack ([0-9.]+)%: ([−+])([0-9.]+) points\) after "
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "computing the no-attack baseline" in first.stderr and first.stdout.count("\n") == 1
+    ours, theirs, sign, gap = re.search(pattern, first.stdout).groups()
+    base = byzlab.run(dataset="digits", k=6, k_m=1, epochs=3, attack="none", aggregator="cm", seed=0)
+    assert float(theirs) == round(float(base.history["test_accuracy"].iloc[-1]), 2)
+    assert float(gap) == round(abs(float(ours) - float(theirs)), 1) and (sign == "−") == (float(ours) < float(theirs))
+    again = run_cli(*args)  # read from the store, not recomputed
+    assert again.returncode == 0 and "computing" not in again.stderr
+    assert re.search(pattern, again.stdout).groups() == (ours, theirs, sign, gap)
+    plain = run_cli(*args[:-3])  # without --baseline: the summary as before
+    assert "no attack" not in plain.stdout

@@ -20,7 +20,7 @@ def tiny(tmp_path_factory) -> Path:
     """Fig. 1's experiment on digits for 3 epochs at β = 0: two runs."""
     path = tmp_path_factory.mktemp("profile") / "tiny.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "tiny", "seeds": [0],
+        "name": "tiny", "compute_in_notebook": True, "seeds": [0],
         "base": {"dataset": "digits", "epochs": 3, "k": 10, "k_m": 2},
         "experiments": {"fig1": {"base": {"partition": "iid", "aggregator": "tm"},
                                  "grid": {"attack": ["alie", "alie_alt"], "beta": [0.0]}}},
@@ -46,7 +46,7 @@ def test_render_executes_the_notebooks_with_the_profile(tiny, tmp_path):
     paths = render(profile=str(tiny), store=store, out=tmp_path / "out", notebooks=["fig1", "02"], progress=False)
     assert paths == [tmp_path / "out" / "01_fig1_alie_alternating.ipynb", tmp_path / "out" / "02_fig2_partition.ipynb"]
     fig1, fig2 = paths
-    assert outputs(fig1).startswith("2 runs; final test accuracy (%):")
+    assert outputs(fig1).startswith("2 runs; final test accuracy (%) per β and attack\n1 row x 2 columns\n")
     assert len(ResultStore(store).keys()) == 2  # the runs went into the given store
     params = injected(fig1)
     assert f'profile = "{tiny}"' in params and f'store = "{store}"' in params

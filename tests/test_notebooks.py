@@ -31,6 +31,9 @@ TITLES = {
     "08_table2_alie_cosine": "Table II ",
     "09_table3_rop_cosine": "Table III ",
     "10_table4": "Table IV ",
+    "11_bench": "Bench — ",
+    "12_flower": "Flower ",
+    "13_claims": "Claims ",
 }
 
 
@@ -44,7 +47,8 @@ def source(cell) -> str:
 
 def test_one_notebook_per_figure_and_table():
     assert [p.stem for p in FIGURE_NOTEBOOKS] == list(TITLES)
-    assert [p.stem for p in find_notebooks()] == list(TITLES)  # what `byzlab figures` runs by default
+    # what `byzlab figures` runs by default: the paper's figures and tables (01-10)
+    assert [p.stem for p in find_notebooks()] == [n for n in TITLES if n[:2] <= "10"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -26,7 +26,7 @@ def profile(tmp_path_factory) -> Path:
     """A tiny profile: two attacks × CC τ=0.1 / TM × β ∈ {0, 0.9} × two seeds, and a λ sweep."""
     path = tmp_path_factory.mktemp("profile") / "tiny.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "tiny", "seeds": [0, 1],
+        "name": "tiny", "compute_in_notebook": True, "seeds": [0, 1],
         "base": {"dataset": "digits", "epochs": EPOCHS, "partition": "iid"},
         "experiments": {
             "table4": {"grid": {
@@ -172,7 +172,10 @@ def test_table4_beside_a_block_of_the_paper_when_the_data_sets_differ(runs):
               and r.config.beta == 0.0]
     assert row["accuracy_mean"] == pytest.approx(np.mean(finals))
     assert row["accuracy_std"] == pytest.approx(np.std(finals))
-    np.testing.assert_allclose(c["difference"], c["accuracy_mean"] - c["paper_mean"])
+    # another data set and scale: side by side, labelled, and no difference
+    assert not c["same_setting"].any() and c["difference"].isna().all()
+    assert set(c["setting"]) == {"not the paper's setting: byzlab digits IID, 3 epochs beside the paper's "
+                                 "FMNIST IID; no difference computed"}
     assert list(c["attack"].unique()) == ["rop", "alie"]  # the paper's row order
     with pytest.raises(ValueError, match="^paper_dataset/paper_partition: .* no 'mnist'/'iid'"):
         paper.table4_compare(runs, "mnist", "iid")
@@ -187,12 +190,46 @@ def test_table4_joins_cell_by_cell_when_the_data_sets_are_the_papers():
     for seed in (0, 1):
         for i, (_, cell) in enumerate(cells.iterrows()):
             rows.append({**cell[["dataset", "partition", "attack", "aggregator", "beta"]].to_dict(),
-                         "seed": seed, "final_accuracy": 50.0 + i + seed})
+                         "seed": seed, "final_accuracy": 50.0 + i + seed, "epochs": 100, "k": 25, "k_m": 5,
+                         "model": "resnet20"})
     c = paper.table4_compare(pd.DataFrame(rows), "fmnist", "iid")  # the block argument is not needed here
     assert len(c) == 4 and set(c["paper_dataset"]) == {"cifar10"}
     np.testing.assert_allclose(c["paper_mean"], cells["accuracy_mean"])
     np.testing.assert_allclose(c["accuracy_mean"], 50.5 + np.arange(4))
+    assert c["same_setting"].all() and set(c["setting"]) == {"same setting"}
     np.testing.assert_allclose(c["difference"], c["accuracy_mean"] - c["paper_mean"])
+    np.testing.assert_allclose(c["accuracy_std"], 0.5)  # both std are there to read the difference with
+    np.testing.assert_allclose(c["paper_std"], cells["accuracy_std"])
+    heat = plots.table4_heatmap(c)
+    assert len(heat.data) == 3 and not any(a.text.startswith("not the paper") for a in heat.layout.annotations)
+    ours, theirs, diff = (np.array(t.z, dtype=float) for t in heat.data)
+    np.testing.assert_allclose(diff[np.isfinite(diff)], (ours - theirs)[np.isfinite(diff)])
+    first = cells.iloc[0]
+    assert heat.data[2].text[0][0] == f"{50.5 - first['accuracy_mean']:+.1f}<br>±0.5 / ±{first['accuracy_std']:.1f}"
+    # the same data set at a smaller scale is not the paper's setting: no difference
+    short = paper.table4_compare(pd.DataFrame(rows).assign(epochs=30), "fmnist", "iid")
+    assert short["difference"].isna().all() and not short["same_setting"].any()
+    assert set(short["setting"]) == {"not the paper's scale: epochs 30 (paper 100); no difference computed"}
+    assert len(plots.table4_heatmap(short).data) == 2
+
+
+def test_table4_keeps_alie_at_z_max_and_the_as_run_z_apart():
+    """``alie_z1.2`` (the library's default z of the time) is its own row, beside the paper's ALIE row."""
+    from byzlab import RunConfig
+    from byzlab.store import attack_label
+
+    assert attack_label(RunConfig.make(dataset="digits", attack="alie")) == "alie"
+    assert attack_label(RunConfig.make(dataset="digits", attack="alie", z=1.2)) == "alie_z1.2"
+    assert attack_label(RunConfig.make(dataset="digits", attack="rop", z=1.0)) == "rop"
+    base = {"dataset": "fmnist", "partition": "iid", "aggregator": "tm", "beta": 0.0, "epochs": 100,
+            "k": 25, "k_m": 5, "model": "cnn"}
+    rows = [{**base, "attack": a, "seed": s, "final_accuracy": acc + s}
+            for a, acc in (("alie", 80.0), ("alie_z1.2", 10.0)) for s in (0, 1)]
+    c = paper.table4_compare(pd.DataFrame(rows))
+    assert list(c["attack"]) == ["alie", "alie_z1.2"] and list(c["paper_attack"]) == ["alie", "alie"]
+    assert list(c["paper_mean"]) == [10.0, 10.0]  # Table IV, FMNIST IID, ALIE vs TM, β = 0
+    np.testing.assert_allclose(c["difference"], [70.5, 0.5])
+    assert list(paper.table4_wide(c).index.get_level_values("attack")) == ["ALIE", "ALIE z=1.2 (as run)"]
 
 
 def test_table4_wide_and_styled(runs):
@@ -205,7 +242,8 @@ def test_table4_wide_and_styled(runs):
     m, s = c.iloc[0][["accuracy_mean", "accuracy_std"]]
     assert text.iloc[0, 0] == f"{m:.2f} ± {s:.2f}"
     html = paper.table4_style(c).to_html()
-    assert f"{c['paper_mean'].iloc[0]:.2f}" in html and "background-color: rgba(" in html
+    assert f"{c['paper_mean'].iloc[0]:.2f}" in html and "no difference computed" in html
+    assert "background-color: rgba(" not in html  # digits beside CIFAR-10: nothing to colour
     with pytest.raises(ValueError, match="^value: unknown 'median'"):
         paper.table4_wide(c, "median")
 
@@ -281,11 +319,12 @@ def test_table_figures(runs):
         plots.table3_bars(pd.DataFrame({"x": [1]}))
     c = paper.table4_compare(runs, "cifar10", "iid")
     heat = plots.table4_heatmap(c)
-    assert len(heat.data) == 3
-    ours, theirs, diff = (np.array(t.z, dtype=float) for t in heat.data)
-    assert ours.shape == (2, 4)
-    np.testing.assert_allclose(diff, ours - theirs)
+    assert len(heat.data) == 2  # digits beside CIFAR-10: side by side, no difference panel
+    ours, theirs = (np.array(t.z, dtype=float) for t in heat.data)
+    assert ours.shape == theirs.shape == (2, 4)
     assert list(heat.data[1].y) == ["cifar10 iid · ROP", "cifar10 iid · ALIE"]
+    assert "not the paper's setting: byzlab digits IID, 3 epochs" in heat.layout.annotations[-1].text
+    assert not any(a.text.startswith("difference") for a in heat.layout.annotations)
     with pytest.raises(ValueError, match="^compare: lacks columns"):
         plots.table4_heatmap(c.drop(columns="paper_mean"))
 

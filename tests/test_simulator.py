@@ -58,7 +58,7 @@ def test_algorithm1_round_by_hand(digits):
     sim.step()
     theta1, X1, agg1 = sim.theta.clone(), sim.X.clone(), sim.prev_aggregate.clone()
     gen_state = sim.generator.get_state()
-    x, y = sim._sample(3)
+    x, y = sim.sample(3)
     sim.generator.set_state(gen_state)
     # honest gradients at θ_{t-1}, one client at a time with a fresh model
     model = sim.model
@@ -114,9 +114,9 @@ def test_batchnorm_server_statistics_are_benign_mean():
 def test_label_flip_trains_byzantines_on_flipped_labels(digits):
     sim = Simulation(RunConfig.make(**QUICK, attack="label_flip", aggregator="mean"), dataset=digits)
     assert sim.n_compute == sim.k
-    x, y = sim._sample(1)
+    x, y = sim.sample(1)
     sim2 = Simulation(RunConfig.make(**QUICK, attack="bit_flip", aggregator="mean"), dataset=digits)
-    x2, y2 = sim2._sample(1)
+    x2, y2 = sim2.sample(1)
     assert torch.equal(x, x2)
     nb = sim.k_b * 16
     assert torch.equal(y[:nb], y2[:nb])

@@ -1,0 +1,155 @@
+"""byzlab.claims: the verdict rule on hand-made results tables, one branch at a time.
+
+Two seeds per cell; a cell's accuracies are (m − d, m + d), so its sample std is d·√2 and the
+pooled std of two such cells is d·√2 too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from byzlab import claims
+from byzlab.claims import Cell, Claim, Comparison
+
+
+def table(cells: dict, *, dataset: str = "mnist5k", seeds: int = 2) -> pd.DataFrame:
+    """{(partition, attack, aggregator, beta): (mean, d)} -> a results table, one row per seed."""
+    rows = []
+    for (partition, attack, aggregator, beta), (mean, d) in cells.items():
+        values = [mean - d, mean + d] if seeds == 2 else [mean]
+        for seed, acc in enumerate(values):
+            rows.append({"dataset": dataset, "partition": partition, "attack": attack, "aggregator": aggregator,
+                         "beta": beta, "seed": seed, "final_accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+ONE = Claim("one", "no attack beats ROP against CC τ = 0.1 at β = 0", "test",
+            (Comparison("iid", Cell("none", "cc_tau0.1", 0.0), Cell("rop", "cc_tau0.1", 0.0)),))
+TWO = Claim("two", "ROP hurts CC τ = 0.1 at β = 0 and 0.9", "test", tuple(
+    Comparison("iid", Cell("none", "cc_tau0.1", b), Cell("rop", "cc_tau0.1", b)) for b in (0.0, 0.9)))
+
+
+def one(none: tuple, rop: tuple, **kw) -> pd.Series:
+    df = table({("iid", "none", "cc_tau0.1", 0.0): none, ("iid", "rop", "cc_tau0.1", 0.0): rop}, **kw)
+    return claims.claims_table(df, [ONE]).iloc[0]
+
+
+def test_verdict_rule_by_hand():
+    assert claims.verdict(2.1, 1.0) == "holds"
+    assert claims.verdict(2.0, 1.0) == "inconclusive"  # the gap must exceed 2 s
+    assert claims.verdict(-2.1, 1.0) == "does not hold"
+    assert claims.verdict(1.0, np.nan) == "inconclusive"  # one seed: no spread to judge by
+    assert claims.verdict(np.nan, 1.0) == "not run"
+    assert claims.verdict(0.5, 0.0) == "holds"  # identical seeds: any gap of the claimed sign
+
+
+def test_holds_when_the_gap_exceeds_two_pooled_std():
+    # gap 10, s = 1·√2 = 1.41: 10 > 2.83
+    row = one(none=(96.0, 1.0), rop=(86.0, 1.0))
+    assert (row["verdict"], row["holds"], row["does_not_hold"], row["inconclusive"]) == ("holds", 1, 0, 0)
+    assert row["n_seeds"] == 2
+    assert row["byzlab"] == (f"IID CC τ=0.1 β=0: no attack 96.0 ± {np.sqrt(2):.1f} vs ROP 86.0 ± "
+                             f"{np.sqrt(2):.1f} (+10.0)")
+
+
+def test_does_not_hold_when_the_gap_has_the_other_sign():
+    row = one(none=(86.0, 1.0), rop=(96.0, 1.0))
+    assert (row["verdict"], row["does_not_hold"]) == ("does not hold", 1)
+
+
+def test_inconclusive_within_two_pooled_std_and_with_one_seed():
+    # gap 3, s = 2·√2 = 2.83: |3| < 5.66
+    assert one(none=(96.0, 2.0), rop=(93.0, 2.0))["verdict"] == "inconclusive"
+    row = one(none=(96.0, 0.0), rop=(50.0, 0.0), seeds=1)  # a 46-point gap, but one seed
+    assert (row["verdict"], row["n_seeds"]) == ("inconclusive", 1)
+
+
+def test_a_claim_combines_its_comparisons():
+    base = {("iid", "none", "cc_tau0.1", 0.0): (96.0, 0.5), ("iid", "rop", "cc_tau0.1", 0.0): (86.0, 0.5)}
+    holds = {("iid", "none", "cc_tau0.1", 0.9): (97.0, 0.5), ("iid", "rop", "cc_tau0.1", 0.9): (90.0, 0.5)}
+    fails = {("iid", "none", "cc_tau0.1", 0.9): (90.0, 0.5), ("iid", "rop", "cc_tau0.1", 0.9): (97.0, 0.5)}
+    unsure = {("iid", "none", "cc_tau0.1", 0.9): (97.0, 3.0), ("iid", "rop", "cc_tau0.1", 0.9): (96.0, 3.0)}
+    verdict = lambda cells: claims.claims_table(table(cells), [TWO]).iloc[0]["verdict"]  # noqa: E731
+    assert verdict({**base, **holds}) == "holds"
+    assert verdict({**base, **fails}) == "does not hold"  # any comparison that fails
+    assert verdict({**base, **unsure}) == "inconclusive"
+    row = claims.claims_table(table(base), [TWO]).iloc[0]  # β = 0.9 not run: judged on what was run
+    assert (row["verdict"], row["holds"], row["not_run"]) == ("holds", 1, 1)
+    other = table({("iid", "alie", "tm", 0.0): (50.0, 1.0)})
+    assert claims.claims_table(other, [TWO]).iloc[0]["verdict"] == "not run"
+
+
+def test_a_margin_claim_allows_the_stated_points():
+    """"ALIE is as strong as ROP (at most 5 points weaker)": ROP − ALIE > −5."""
+    claim = next(c for c in claims.CLAIMS if c.id == "alie_matches_rop_noniid")
+    cells = {("dirichlet1", a, agg, 0.0): (m, 0.5) for agg in ("cc_tau0.1", "cc_tau1", "rfa", "tm")
+             for a, m in (("rop", 80.0), ("alie", 83.0))}  # ALIE 3 points weaker: within 5
+    assert claims.claims_table(table(cells), [claim]).iloc[0]["verdict"] == "holds"
+    cells = {k: ((90.0, 0.5) if k[1] == "alie" else v) for k, v in cells.items()}  # 10 points weaker
+    assert claims.claims_table(table(cells), [claim]).iloc[0]["verdict"] == "does not hold"
+
+
+def test_claims_about_alie_are_judged_for_each_alie_and_quote_the_papers_numbers():
+    claim = next(c for c in claims.CLAIMS if c.id == "alie_breaks_tm_rfa_at_beta0")
+    cells = {}
+    for agg in ("tm", "rfa"):
+        cells[("iid", "none", agg, 0.0)] = (96.0, 0.5)
+        cells[("iid", "alie", agg, 0.0)] = (95.5, 0.5)     # z_max: no collapse
+        cells[("iid", "alie_z1.2", agg, 0.0)] = (10.0, 0.0)  # z = 1.2: collapse, as in Table IV
+    t = claims.claims_table(table(cells), [claim])
+    assert list(t["alie"]) == ["ALIE z_max", "ALIE z=1.2 (as run)"]
+    assert list(t["verdict"]) == ["inconclusive", "holds"]  # the IID half; Dir(1) was not run
+    assert list(t["not_run"]) == [2, 2]
+    # the paper's Table IV has no baseline rows: its ALIE cells are quoted, no paper verdict
+    assert t.iloc[0]["paper_dataset"] == "fmnist/mnist"  # the paper's CNN blocks, IID and Dir(1)
+    assert t.iloc[0]["paper_verdict"] == "no Table IV numbers"
+    assert "IID TM β=0: no attack – vs ALIE 10.0 ± 0.0" in t.iloc[0]["paper"]
+    detail = claims.comparisons_table(table(cells), [claim])
+    assert set(detail["paper_lower"]) >= {"10.0 ± 0.0"}
+
+
+def test_the_papers_verdict_uses_the_same_rule_on_table4():
+    claim = next(c for c in claims.CLAIMS if c.id == "rop_strongest_vs_cc_iid")
+    cells = {("iid", a, "cc_tau1", b): (m, 0.5) for b in (0.9, 0.99) for a, m in (("alie", 90.0), ("rop", 80.0))}
+    row = claims.claims_table(table(cells), [claim]).iloc[0]
+    assert row["verdict"] == "holds"
+    # FMNIST IID, CC τ=1: β=0.9 ALIE 90.55 ± 0.18 vs ROP 79.25 ± 7.8: gap 11.3 > 2 s = 11.04 (just);
+    # β=0.99 ALIE 90.71 ± 0.2 vs ROP 83.8 ± 1.7: 6.9 > 2.4
+    assert row["paper_verdict"] == "holds"
+    weaker = claims.claims_table(table(cells).assign(final_accuracy=lambda d: d["final_accuracy"] * 0 + 85.0),
+                                 [claim]).iloc[0]
+    assert (weaker["verdict"], weaker["paper_verdict"]) == ("inconclusive", "holds")
+    assert row["paper"].startswith("IID CC τ=1 β=0.9: ALIE 90.5 ± 0.2 vs ROP ")
+
+
+def test_one_config_per_cell_and_bad_tables():
+    df = table({("iid", "none", "cc_tau0.1", 0.0): (96.0, 0.5), ("iid", "rop", "cc_tau0.1", 0.0): (86.0, 0.5)})
+    df["cell"] = ["a", "a", "b", "b"]
+    df["experiments"] = ["table4"] * 4
+    extra = df.iloc[2:].assign(cell="c", experiments="fig12", final_accuracy=10.0)  # Fig. 12's other λ
+    assert claims.claims_table(pd.concat([df, extra]), [ONE]).iloc[0]["byzlab"].endswith("ROP 86.0 ± 0.7 (+10.0)")
+    with pytest.raises(ValueError, match="^results: the cell .* holds runs of several configs"):
+        claims.claims_table(pd.concat([df, extra.assign(experiments="table4")]), [ONE])
+    with pytest.raises(ValueError, match="^results: not a results table"):
+        claims.claims_table(df.drop(columns="seed"), [ONE])
+    with pytest.raises(ValueError, match="^results: an empty results table"):
+        claims.claims_table(df.iloc[:0], [ONE])
+
+
+def test_every_claim_is_data_and_names_cells_of_the_showcase_profile():
+    from byzlab.experiments import load_profile
+    from byzlab.store import aggregator_label, attack_label, partition_label
+
+    prof = load_profile("showcase")
+    have = {(partition_label(c), attack_label(c), aggregator_label(c), round(c.beta, 6)) for c in prof.configs()}
+    assert len(claims.CLAIMS) == len({c.id for c in claims.CLAIMS}) == 8
+    for claim in claims.CLAIMS:
+        complete = 0
+        for comp in claim.comparisons:
+            cells = [(comp.partition, c.attack, c.aggregator, c.beta) for c in (comp.higher, comp.lower)]
+            # β < 0.99 everywhere; β = 0.99 only where it trains in 300 rounds (the rest: "not run")
+            assert all(c in have for c in cells if c[3] < 0.99), (claim.id, cells)
+            complete += all(c in have for c in cells)
+        assert complete, claim.id
+    assert prof.compute_in_notebook is False and len(prof.configs()) == 144
