@@ -214,7 +214,9 @@ def test_sigkill_mid_sweep_then_resume_gives_the_uninterrupted_results(reference
 
 def test_ctrl_c_saves_the_run_in_progress_and_resuming_matches(tmp_path):
     one = TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("attack: [alie, none]", "attack: [alie]")
-    prof = write(tmp_path / "one.yaml", one.replace("epochs: 8", "epochs: 30").replace(
+    # 200 epochs (1,600 rounds, seconds): long enough that Ctrl-C after the first checkpoint
+    # (round 20) always lands mid-run, even on a fast, idle machine
+    prof = write(tmp_path / "one.yaml", one.replace("epochs: 8", "epochs: 200").replace(
         "aggregator: [{aggregator: cc, tau: 1.0}, {aggregator: tm}]", "aggregator: [{aggregator: cc, tau: 1.0}]"))
     ckpts = tmp_path / "out" / "store" / ".checkpoints"
     proc = subprocess.Popen([sys.executable, "-m", "byzlab.cli", "sweep", "--profile", str(prof), "--out", "out",
