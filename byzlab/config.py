@@ -292,8 +292,6 @@ class RunConfig:
             msg = agg.requires(n_inputs, f)
             if msg:
                 raise ConfigError(msg)
-        if "nnm" in self.pre_aggregators and f >= self.k:
-            raise ConfigError(f"k_m: pre-aggregator 'nnm' needs k > k_m (k={self.k}, k_m={f})")
 
         return dataclasses.replace(
             self,

@@ -160,10 +160,6 @@ def build_model(name: str, num_classes: int, input_shape: tuple, norm: str = "bn
     return ResNet9(c, num_classes, norm)
 
 
-def num_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def sparse_mask(model: nn.Module) -> torch.Tensor:
     """Boolean mask over the flat parameter vector of the coordinates ROP-S attacks (Eq. 20).
 

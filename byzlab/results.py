@@ -136,8 +136,3 @@ class RunResult:
             raise ConfigError(f"result: {folder}/history.csv lacks columns {missing}")
         history["diverged"] = history["diverged"].astype(bool)
         return cls(config=config, history=history, rounds=rounds, meta=meta)
-
-    @property
-    def df(self) -> pd.DataFrame:
-        """Alias of :attr:`history`."""
-        return self.history
