@@ -36,7 +36,6 @@ import dataclasses
 import math
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -440,7 +439,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .sweep import dry_run, run_sweep
+    from .sweep import dry_run, interrupt_on_signals, run_sweep
 
     for plugin in args.plugin or ():
         load_plugin(plugin)
@@ -459,13 +458,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         dry_run(prof, out, store=args.store, resume=args.resume, workers=args.workers, threads=args.threads,
                 engine=args.engine, seeds=args.seeds, print_fn=print)
         return 0
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    with interrupt_on_signals():
         summary = run_sweep(prof, out, store=args.store, resume=args.resume, engine=args.engine, address=args.address,
                             workers=args.workers, threads=args.threads, seeds=args.seeds, plugins=plugins,
                             render=False, progress=not args.quiet, print_fn=err)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     swept = load_profile(out / "profile.yaml")
     table = label(summary.table, swept)
     notebook = not (args.no_figures or args.no_notebook)
@@ -495,7 +491,3 @@ def _render_notebook(out: Path) -> bool:
               "directly", file=sys.stderr)
         return False
     return True
-
-
-def _raise_interrupt(signum, frame):  # SIGTERM: stop like Ctrl-C (runs in progress are saved)
-    raise KeyboardInterrupt

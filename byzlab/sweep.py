@@ -1300,21 +1300,36 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 workers=args.workers, threads=args.threads, engine=args.sweep_engine,
                 calibrate_missing=not args.no_calibrate, overrides=overrides, seeds=args.seeds)
         return 0
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    with interrupt_on_signals():
         summary = run_sweep(profile, args.out, store=args.store, resume=args.resume, engine=args.sweep_engine,
                             address=args.address, workers=args.workers, threads=args.threads, batch=args.batch,
                             gpus_per_run=args.gpus_per_run, checkpoint_every=args.checkpoint_every,
                             bad_checkpoint=args.bad_checkpoint, retries=args.retries, experiments=args.experiment, overrides=overrides,
                             seeds=args.seeds, plugins=plugins, render=not args.no_render,
                             progress=not args.quiet, print_fn=lambda line: print(line, file=sys.stderr))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print(summary)
     for key, err in summary.failed.items():
         print(f"  failed {key}: {err}", file=sys.stderr)
     return 0 if summary.ok else 1
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM on the command line: stop like Ctrl-C (runs are saved)
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """On the command line, Ctrl-C (SIGINT) and SIGTERM stop a sweep like Ctrl-C (runs in progress are saved).
+
+    SIGINT gets Python's own handler even when the process inherited it ignored
+    (a command started in the background by a non-interactive shell), so an
+    explicit SIGINT always interrupts.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt

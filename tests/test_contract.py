@@ -277,3 +277,12 @@ def test_the_attackers_trial_aggregate_changes_nothing(recorder):
     for (a, b), r in zip(trials, real):
         assert torch.equal(a, b)  # same RNG state for both trials (bucketing's permutation)
         assert torch.equal(a, r["out"])  # and the same as the round's own aggregation
+
+
+def test_compute_in_notebook_must_be_a_boolean(tmp_path):
+    from byzlab.experiments import load_profile
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ncompute_in_notebook: sometimes\nexperiments: {e: {grid: {beta: [0.0]}}}\n")
+    with pytest.raises(ConfigError, match="^profile: 'compute_in_notebook' must be true or false, got 'sometimes'$"):
+        load_profile(path)
