@@ -286,3 +286,12 @@ def test_compute_in_notebook_must_be_a_boolean(tmp_path):
     path.write_text("name: p\ncompute_in_notebook: sometimes\nexperiments: {e: {grid: {beta: [0.0]}}}\n")
     with pytest.raises(ConfigError, match="^profile: 'compute_in_notebook' must be true or false, got 'sometimes'$"):
         load_profile(path)
+
+
+def test_bad_checkpoint_policy_is_validated(tmp_path):
+    from byzlab.sweep import run_sweep
+
+    with pytest.raises(ConfigError, match="^on_bad: must be one of error, move, got 'keep'$"):
+        byzlab.run(attack="none", aggregator="mean", checkpoint=tmp_path / "c.ckpt", bad_checkpoint="keep", **SMALL)
+    with pytest.raises(ConfigError, match="^bad_checkpoint: must be one of error, move, got 'keep'$"):
+        run_sweep("quick", tmp_path / "out", bad_checkpoint="keep", render=False, progress=False)
