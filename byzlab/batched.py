@@ -22,7 +22,7 @@ import torch
 
 from .config import RunConfig, resolve_device
 from .data import Dataset, load_dataset
-from .registry import ConfigError
+from .errors import ConfigError
 from .results import RunResult
 from .simulator import Simulation, autocast_for, client_grad_fn, one_round, precision_scope
 

@@ -42,9 +42,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .errors import ConfigError, one_line
 from .config import NO_ATTACK, RunConfig
 from .experiments import Profile, load_profile
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, load_plugin, lookup
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup
 
 __all__ = ["Spec", "parse_defence", "parse_attack", "defence_label", "attack_label", "bench_profile",
            "notebook_profile", "label", "results", "leaderboard", "leaderboard_display", "leaderboard_markdown", "write_outputs",
@@ -487,7 +488,7 @@ def _render_notebook(out: Path) -> bool:
         render(profile=str(out / "profile.yaml"), store=store, out=str(out), figures_dir=str(out),
                notebooks=["11_bench"], progress=False)
     except (RenderError, ConfigError, ImportError) as e:
-        print(f"byzlab bench: the notebook was not rendered ({str(e).splitlines()[0]}); writing the figures "
+        print(f"byzlab bench: the notebook was not rendered ({one_line(e, typed=False)}); writing the figures "
               "directly", file=sys.stderr)
         return False
     return True

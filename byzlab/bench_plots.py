@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 
 from .config import NO_ATTACK
 from .plots import _LAYOUT
-from .registry import ConfigError
+from .errors import ConfigError
 
 __all__ = ["heatmap", "ranking"]
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .registry import ConfigError
+from .errors import ConfigError, one_line
 
 ON_BAD = ("error", "move")
 
@@ -61,7 +61,7 @@ def restore(sim: Any, path: str | os.PathLike, on_bad: str = "error") -> int:
             raise ValueError("written by a run with a different config")
         sim.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - any failure to read it is reported the same way
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = one_line(e, typed=False)
         if on_bad == "error":
             raise CheckpointError(
                 f"checkpoint: cannot resume from {path} ({reason}); delete it, or pass "

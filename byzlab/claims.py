@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .registry import ConfigError
+from .errors import ConfigError
 from .store import paper_table4
 
 __all__ = ["RULE", "Cell", "Comparison", "Claim", "CLAIMS", "SHOWCASE_TABLE", "PAPER_BLOCKS", "verdict",

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from .registry import ConfigError
+from .errors import ConfigError, one_line
 
 #: modules that add their own sub-commands through ``add_parser(subparsers)``
 SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures", "byzlab.bench")
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:  # bad input: one line, no traceback (a bug keeps its traceback, exit 1)
         if os.environ.get("BYZLAB_DEBUG"):
             raise
-        print(f"byzlab: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        print(f"byzlab: error: {one_line(e, typed=False)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("byzlab: interrupted", file=sys.stderr)

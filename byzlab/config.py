@@ -17,7 +17,8 @@ from . import aggregators as _aggregators  # noqa: F401  (registers the built-in
 from . import attacks as _attacks  # noqa: F401
 from . import attacks_adaptive as _attacks_adaptive  # noqa: F401
 from . import defences as _defences  # noqa: F401
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, lookup
+from .errors import ConfigError
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, lookup
 
 NO_ATTACK = "none"
 _PAPER_KNOBS = ("tau", "z", "lam", "eps")

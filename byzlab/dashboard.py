@@ -45,7 +45,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .config import NO_ATTACK, RunConfig
-from .registry import AGGREGATORS, ATTACKS, ConfigError
+from .errors import ConfigError, one_line
+from .registry import AGGREGATORS, ATTACKS
 
 __all__ = ["Dashboard", "dashboard", "clear_caches"]
 
@@ -85,12 +86,6 @@ def _dataset(cfg: RunConfig):
         if key not in _DATA:
             _DATA[key] = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download)
         return _DATA[key]
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def _knob_applies(rule, name: str) -> bool:
@@ -478,7 +473,7 @@ class Dashboard:
                 self._state = "error"
                 self.exception = e
                 self.traceback = traceback.format_exc()
-                self.error = _one_line(e)
+                self.error = one_line(e)
             self._flush(force=True)
             with self._lock:
                 if self._pending is not None and not self._stop.is_set():
@@ -600,7 +595,7 @@ class Dashboard:
                 self._draw()
         except Exception as e:  # noqa: BLE001 - e.g. the front end went away; keep the message
             if not self.error:
-                self.error = _one_line(e)
+                self.error = one_line(e)
             self.error_box.value = self._error_html()
 
     def _draw(self) -> None:

@@ -45,7 +45,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .registry import ConfigError
+from .errors import ConfigError, one_line
 
 __all__ = [
     "Dataset",
@@ -276,13 +276,6 @@ def _tv_expected(cls_name: str) -> tuple[str, list[list[str]]]:
     return base.base_folder, [[f"{base.base_folder}/{f}" for f in files]]
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    if len(text) > 160:
-        text = text[:157] + "..."
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     spec = _TV_SPECS[name]
     cls_name = spec["cls"]
@@ -295,14 +288,14 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
         try:
             _tv_class(cls_name, False)(str(root), train=True, download=True)
         except Exception as e:  # URLError, RuntimeError, OSError, md5 mismatch, ...
-            raise ConfigError(f"dataset {name!r}: download into {root} failed ({_one_line(e)}); "
+            raise ConfigError(f"dataset {name!r}: download into {root} failed ({one_line(e, limit=160)}); "
                              f"check the network, or put the files under root yourself "
                              f"(folder {hint}) and pass download=False") from None
     cls = _tv_class(cls_name, True)
     try:
         train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
     except Exception as e:
-        raise ConfigError(f"dataset {name!r}: files under {root} could not be read ({_one_line(e)})") from None
+        raise ConfigError(f"dataset {name!r}: files under {root} could not be read ({one_line(e, limit=160)})") from None
 
     mean = torch.tensor(spec["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"], dtype=torch.float32).view(1, -1, 1, 1)

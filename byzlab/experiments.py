@@ -32,8 +32,9 @@ from typing import Any
 
 import yaml
 
+from .errors import ConfigError, one_line
 from .config import RunConfig
-from .registry import ConfigError, load_plugin
+from .registry import load_plugin
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -185,7 +186,7 @@ def load_profile(name_or_path: str | os.PathLike = "quick", **base_overrides: An
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"profile: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"profile: {path} is not valid YAML: {one_line(e, typed=False)}") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"profile: {path} must be a mapping with 'base', 'seeds' and 'experiments'")
     if not isinstance(spec.get("experiments"), dict) or not spec["experiments"]:

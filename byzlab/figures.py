@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, one_line
 from .experiments import load_profile
-from .registry import ConfigError
 
 __all__ = ["render", "notebooks_dir", "find_notebooks", "clean_notebook", "RenderError", "add_parser",
            "CHECK_MARK"]
@@ -163,7 +163,7 @@ def render(profile: str = "quick", store: str | os.PathLike | None = None, out: 
         except PapermillExecutionError as e:
             failed[path.stem] = f"{e.ename}: {(str(e.evalue).strip().splitlines() or [''])[0]}"
         except Exception as e:  # kernel died, notebook unreadable …: report it, go on with the others
-            failed[path.stem] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+            failed[path.stem] = one_line(e)
         if path.stem in failed:
             print(f"byzlab figures: {path.stem} failed: {failed[path.stem]} (see {target})", file=sys.stderr)
         executed.append(target)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .registry import ConfigError
+from .errors import ConfigError
 
 MODELS: dict[str, str] = {
     "cnn": "2-layer CNN of the paper for MNIST/FMNIST (431,080 parameters at 1x28x28, 10 classes)",

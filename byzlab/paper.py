@@ -30,7 +30,7 @@ from .experiments import Profile, load_profile
 from .results import RunResult
 from .store import (PAPER_ATTACK, TABLE4_KEYS, ResultStore, aggregator_label, attack_label, paper_table4,
                     partition_label, results_table, table4)
-from .registry import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "AGGREGATOR_LABELS", "ATTACK_LABELS", "PAPER_TABLE2", "PAPER_TABLE3", "METRICS",

@@ -24,8 +24,8 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from .errors import ConfigError, one_line
 from .paper import AGGREGATOR_LABELS, ATTACK_LABELS, METRICS
-from .registry import ConfigError
 
 __all__ = ["ATTACK_COLORS", "accuracy_grid", "curves_by", "partition_bars", "table2_bars", "table3_bars", "table4_heatmap", "save"]
 
@@ -354,8 +354,7 @@ def save(fig: go.Figure, name: str, figures_dir: str | os.PathLike | None, *, sc
     try:
         fig.write_image(png, scale=scale)
     except Exception as e:  # kaleido or Chrome missing or broken: the HTML is enough
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        print(f"{png.name} not written (static export unavailable: {type(e).__name__}: {first})")
+        print(f"{png.name} not written (static export unavailable: {one_line(e)})")
     else:
         written.append(png)
     return written

@@ -43,9 +43,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
-class ConfigError(ValueError):
-    """A bad parameter value.  The message is one line naming the parameter and the allowed range."""
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .config import RunConfig
-from .registry import ConfigError
+from .errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulator import Simulation

@@ -56,7 +56,8 @@ from .aggregators import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, partition
 from .models import build_model, sparse_mask
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, RoundContext, Rule
+from .errors import ConfigError
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule
 from .results import DIAGNOSTIC_COLUMNS, RunResult
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .config import RunConfig
 from .results import RunResult
-from .registry import ConfigError
+from .errors import ConfigError
 
 #: the columns that identify a cell of Table IV (``table4_paper.csv``, :func:`table4`)
 TABLE4_KEYS = ("dataset", "partition", "attack", "aggregator", "beta")

@@ -77,10 +77,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
+from .errors import ConfigError, one_line
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .experiments import Profile, load_profile
 from . import checkpoint
-from .registry import ATTACKS, ConfigError, load_plugin
+from .registry import ATTACKS, load_plugin
 from .simulator import stop_at_round_boundaries
 from .store import ResultStore, results_table, table4
 
@@ -434,7 +435,7 @@ def _finish(result, t0: float, start: int, sim, batch: int = 1) -> Any:
 
 def _outcome(cfg: RunConfig, result=None, error: BaseException | None = None, attach: bool = False) -> dict:
     if error is not None:
-        return {"key": cfg.key(), "status": "error", "error": f"{type(error).__name__}: {error}".splitlines()[0],
+        return {"key": cfg.key(), "status": "error", "error": one_line(error),
                 "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))}
     out = {"key": cfg.key(), "status": "diverged" if result.diverged else "done",
            "accuracy": result.final_accuracy, "wall_seconds": result.meta.get("wall_seconds"),
@@ -881,7 +882,7 @@ def _run_ray(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, *, addr
                     outcomes = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 — the task failed beyond Ray's own retries
                     outcomes = [{"key": c.key(), "status": "error",
-                                 "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+                                 "error": one_line(e)}
                                 for c in job]
                 for o in outcomes:
                     again = tracker.handle(o)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 from importlib import metadata as _metadata
 
-from ..registry import ConfigError
+from ..errors import ConfigError
 
 #: the Flower versions this package is tested against
 FLWR_RANGE = ">=1.42,<1.43"

@@ -13,7 +13,8 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from ..registry import ConfigError, lookup
+from ..errors import ConfigError
+from ..registry import lookup
 from .strategy import ByzlabStrategy, OmniscientAttack, to_vector
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..registry import ConfigError
+from ..errors import ConfigError
 from .apps import run_flower
 
 

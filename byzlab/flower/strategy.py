@@ -10,7 +10,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Strategy
 
-from ..registry import ConfigError, RoundContext, load_plugin, lookup
+from ..errors import ConfigError
+from ..registry import RoundContext, load_plugin, lookup
 
 
 # --------------------------------------------------------------------------- arrays <-> vectors
