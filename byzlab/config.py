@@ -31,6 +31,25 @@ LATER_FIELDS = {"root_size": 100}
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """How many rounds a run takes and when it evaluates (:meth:`RunConfig.schedule`).
+
+    An epoch is ⌊(N/k)/b⌋ rounds (each client walks through its N/k samples in batches of
+    b, Algorithm 1); the run takes ``epochs`` of them, capped by ``max_rounds``, and
+    evaluates every ``eval_every`` rounds (default: once an epoch) and after its last round.
+    """
+
+    rounds_per_epoch: int
+    total_rounds: int
+    eval_every: int
+
+    @property
+    def n_evaluations(self) -> int:
+        """Evaluations the run records (its history's length)."""
+        return -(-self.total_rounds // self.eval_every)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """One federated training run (Algorithm 1).
 
@@ -197,6 +216,21 @@ class RunConfig:
         """Rows of a round's gradient matrix: the k − k_m benign clients, then the k_m Byzantine
         clients when they train on their own data, then the server when it trains on its root data."""
         return self.k - self.n_byzantine + (self.n_byzantine if self.byzantine_train else 0) + int(self.server_trains)
+
+    def schedule(self, n_train: int | None = None) -> "Schedule":
+        """The run's round arithmetic (the one place it is computed; see :class:`Schedule`).
+
+        ``n_train`` is the size of the training set the run sees (default: the data set's
+        :class:`~byzlab.data.DatasetSpec`); the simulator passes the loaded data's.
+        """
+        if n_train is None:
+            from .data import DATASET_SPECS
+            n_train = DATASET_SPECS[self.dataset].n_train
+        per_epoch = max(1, (n_train // self.k) // self.b)
+        total = self.epochs * per_epoch
+        if self.max_rounds is not None:
+            total = min(total, self.max_rounds)
+        return Schedule(per_epoch, total, self.eval_every or per_epoch)
 
     def identity(self) -> dict:
         """The resolved config minus fields that do not change the numbers."""

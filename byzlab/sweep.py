@@ -77,11 +77,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
+from .config import RunConfig, resolve_device
+from .data import DATASET_SPECS, cached_dataset
 from .errors import ConfigError, one_line
-from .config import NO_ATTACK, RunConfig, resolve_device
 from .experiments import Profile, load_profile
 from . import checkpoint
-from .registry import ATTACKS, load_plugin
+from .registry import load_plugin
 from .simulator import stop_at_round_boundaries
 from .store import ResultStore, results_table, table4
 
@@ -100,18 +101,6 @@ __all__ = [
 ]
 
 ENGINES = ("local", "ray")
-
-#: data set -> (input shape, classes, train size, test size, default model); lets the planner count
-#: rounds and the calibration build stand-in data without loading (or downloading) anything
-DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int, int, int, str]] = {
-    "mnist": ((1, 28, 28), 10, 60000, 10000, "cnn"),
-    "fmnist": ((1, 28, 28), 10, 60000, 10000, "cnn"),
-    "cifar10": ((3, 32, 32), 10, 50000, 10000, "resnet20"),
-    "cifar100": ((3, 32, 32), 100, 50000, 10000, "resnet9"),
-    "mnist5k": ((1, 28, 28), 10, 4000, 1000, "cnn"),
-    "digits": ((1, 8, 8), 10, 1437, 360, "mlp"),
-}
-
 
 # =========================================================================== planning
 @dataclass
@@ -173,23 +162,8 @@ def make_plan(profile: Profile, store: ResultStore, experiments: Iterable[str] |
     return Plan(profile, store, configs, {k: tuple(v) for k, v in member.items()}, done, todo, failed)
 
 
-def total_rounds(cfg: RunConfig) -> int:
-    """Rounds the run will take: epochs × ⌊(N/k)/b⌋ (capped by ``max_rounds``), as the simulator counts."""
-    n_train = DATASET_SHAPES[cfg.dataset][2]
-    per_epoch = max(1, (n_train // cfg.k) // cfg.b)
-    rounds = cfg.epochs * per_epoch
-    return min(rounds, cfg.max_rounds) if cfg.max_rounds is not None else rounds
-
-
-def n_evaluations(cfg: RunConfig) -> int:
-    n_train = DATASET_SHAPES[cfg.dataset][2]
-    every = cfg.eval_every or max(1, (n_train // cfg.k) // cfg.b)
-    rounds = total_rounds(cfg)
-    return rounds // every + (1 if rounds % every else 0)
-
-
 def _model(cfg: RunConfig) -> str:
-    return cfg.model or DATASET_SHAPES[cfg.dataset][4]
+    return cfg.model or DATASET_SPECS[cfg.dataset].model
 
 
 # =========================================================================== estimates
@@ -208,12 +182,13 @@ def _stand_in(name: str, k: int, b: int, n_test: int):
 
     from .data import Dataset
 
-    shape, classes, _, _, model = DATASET_SHAPES[name]
+    spec = DATASET_SPECS[name]
+    shape, classes = spec.shape, spec.num_classes
     g = torch.Generator().manual_seed(0)
     n = 2 * k * b
     return Dataset(name, torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g),
                    torch.randn(n_test, *shape, generator=g), torch.randint(0, classes, (n_test,), generator=g),
-                   classes, name.startswith("cifar"), model)
+                   classes, spec.augment, spec.model)
 
 
 def calibrate(cfg: RunConfig, *, threads: int | None = None, rounds: int = 3, min_seconds: float = 1.0,
@@ -232,7 +207,7 @@ def calibrate(cfg: RunConfig, *, threads: int | None = None, rounds: int = 3, mi
     from .data import load_dataset
     from .simulator import Simulation
 
-    shape, classes, _, n_test, _ = DATASET_SHAPES[cfg.dataset]
+    n_test = DATASET_SPECS[cfg.dataset].n_test
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -358,13 +333,14 @@ def estimate(plan: Plan, *, threads: int = 1, calibrate_missing: bool = True, ro
             if cal is not None:
                 scale = cfgs[0].n_compute / cal["n_compute"]
                 ref = cfgs[0]
+                sched = ref.schedule()
                 per_round = cal["seconds_per_round"] * scale + \
-                    (cal["seconds_per_eval"] * n_evaluations(ref) + cal.get("seconds_setup", 0.0)) / total_rounds(ref)
+                    (cal["seconds_per_eval"] * sched.n_evaluations + cal.get("seconds_setup", 0.0)) / sched.total_rounds
                 source = f"calibration, {cal['rounds_timed']} rounds" + \
                          (" on stand-in data" if cal.get("stand_in") else "") + f" ({cal['measured_at']})"
         for c in cfgs:
-            seconds[c.key()] = None if per_round is None else per_round * total_rounds(c)
-        rounds_per_run = int(pd.Series([total_rounds(c) for c in cfgs]).median())
+            seconds[c.key()] = None if per_round is None else per_round * c.schedule().total_rounds
+        rounds_per_run = int(pd.Series([c.schedule().total_rounds for c in cfgs]).median())
         rows.append({"dataset": g[0], "model": g[1], "clients": g[5], "device": g[7], "runs": len(cfgs),
                      "to_run": len(todo), "rounds_per_run": rounds_per_run, "seconds_per_round": per_round,
                      "hours_per_run": None if per_round is None else per_round * rounds_per_run / 3600,
@@ -388,7 +364,6 @@ def _fmt_duration(seconds: float | None) -> str:
 
 # =========================================================================== running (worker side)
 _LOADED_PLUGINS: set[str] = set()
-_DATA_CACHE: dict[tuple, Any] = {}
 
 
 @contextlib.contextmanager
@@ -409,19 +384,6 @@ def _load_plugins(plugins: Iterable[str]) -> None:
         if p not in _LOADED_PLUGINS:
             load_plugin(p)
             _LOADED_PLUGINS.add(p)
-
-
-def _dataset(cfg: RunConfig):
-    """The run's data set, loaded once per process and device (sweeps run many runs per data set)."""
-    from .data import load_dataset
-
-    dev = resolve_device(cfg.device)
-    key = (cfg.dataset, cfg.data_root, str(dev))
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) >= 2:
-            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download).to(dev)
-    return _DATA_CACHE[key]
 
 
 def _finish(result, t0: float, start: int, sim, batch: int = 1) -> Any:
@@ -450,7 +412,8 @@ def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
     from .simulator import RoundInterrupt, Simulation
 
     t0 = time.perf_counter()
-    sim = Simulation(cfg, dataset=_dataset(cfg))
+    data = cached_dataset(cfg.dataset, cfg.data_root, cfg.download, resolve_device(cfg.device))
+    sim = Simulation(cfg, dataset=data)
     ckpt = store.checkpoint_path(cfg)
     start = checkpoint.restore(sim, ckpt, opts.get("bad_checkpoint", "error"))
     saver = checkpoint.Checkpointer(sim, ckpt, opts["checkpoint_every"], opts["checkpoint_seconds"])
@@ -473,7 +436,8 @@ def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Call
     from .simulator import RoundInterrupt
 
     t0 = time.perf_counter()
-    bsim = BatchedSimulation(cfgs, dataset=_dataset(cfgs[0]))
+    bsim = BatchedSimulation(cfgs, dataset=cached_dataset(cfgs[0].dataset, cfgs[0].data_root, cfgs[0].download,
+                                                         resolve_device(cfgs[0].device)))
     paths = [store.checkpoint_path(c) for c in cfgs]
     starts = [checkpoint.restore(s, p, opts.get("bad_checkpoint", "error")) for s, p in zip(bsim.sims, paths)]
     savers = [checkpoint.Checkpointer(s, p, opts["checkpoint_every"], opts["checkpoint_seconds"])
@@ -776,12 +740,12 @@ class _Tracker:
         predicted = self.est.seconds.get(cfg.key())
         if predicted:
             self.actual += wall
-            self.predicted += predicted * rounds / total_rounds(cfg)
+            self.predicted += predicted * rounds / cfg.schedule().total_rounds
             return
         group, per_round = _group(cfg), wall / rounds
         for k in self.remaining:
             if self.est.seconds.get(k) is None and _group(self.by_key[k]) == group:
-                self.est.seconds[k] = per_round * total_rounds(self.by_key[k])
+                self.est.seconds[k] = per_round * self.by_key[k].schedule().total_rounds
 
     def close(self) -> None:
         if self.bar is not None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from byzlab.data import DATASETS, Dataset, augment_batch, class_counts, load_dataset, partition
+from byzlab.data import (DATASET_SPECS, DATASETS, Dataset, augment_batch, cached_dataset, class_counts,
+                         clear_dataset_cache, load_dataset, partition)
 
 MNIST_NORM = (0.1307, 0.3081)
 FMNIST_NORM = (0.2860, 0.3530)
@@ -63,6 +64,34 @@ def test_digits():
     assert abs(d.x_train.mean().item()) < 1e-4 and abs(d.x_train.std().item() - 1) < 1e-3
     moved = d.to("cpu")
     assert isinstance(moved, Dataset) and moved.input_shape == (1, 8, 8) and torch.equal(moved.y_test, d.y_test)
+
+
+@pytest.mark.parametrize("name", ["mnist5k", "digits"])
+def test_spec_of_an_embedded_data_set_describes_its_data(name):
+    """The spec table is what the planner and calibration use without loading: check it on real data."""
+    d, spec = load_dataset(name), DATASET_SPECS[name]
+    assert (d.input_shape, d.num_classes, len(d.y_train), len(d.y_test), d.default_model, d.augment) == \
+        (spec.shape, spec.num_classes, spec.n_train, spec.n_test, spec.model, spec.augment)
+    assert int(d.y_train.max()) + 1 == spec.num_classes and spec.source is None
+
+
+def test_spec_table_is_the_data_set_list():
+    assert list(DATASETS) == list(DATASET_SPECS)
+    assert {n for n, s in DATASET_SPECS.items() if s.source} == {"mnist", "fmnist", "cifar10", "cifar100"}
+    for spec in DATASET_SPECS.values():
+        assert len(spec.mean) == len(spec.std) == (spec.shape[0] if spec.source else 0)
+
+
+def test_cached_dataset_loads_once_and_keeps_two():
+    clear_dataset_cache()
+    a = cached_dataset("digits")
+    assert cached_dataset("digits") is a                    # second caller: the same tensors
+    assert cached_dataset("digits", device="cpu") is a      # device None and cpu are one key
+    b = cached_dataset("mnist5k")
+    assert cached_dataset("digits") is a and cached_dataset("mnist5k") is b
+    clear_dataset_cache()
+    assert cached_dataset("digits") is not a and torch.equal(cached_dataset("digits").x_train, a.x_train)
+    clear_dataset_cache()
 
 
 def test_unknown_dataset_message():

@@ -40,6 +40,22 @@ def test_rounds_per_epoch_and_lr_decay(digits):
     assert sim.lr_at(3 * rpe + 1) == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("kw,rounds,evals,n_compute", [
+    ({"attack": "alie"}, 24, 3, 8),                               # 1,437 // 10 // 16 = 8 rounds an epoch
+    ({"attack": "label_flip", "max_rounds": 11}, 11, 2, 10),     # evaluated at 8 and at the last round
+    ({"attack": "none", "eval_every": 3}, 24, 8, 10),
+])
+def test_schedule_counts_by_hand_and_the_run_follows_it(digits, kw, rounds, evals, n_compute):
+    cfg = RunConfig.make(dataset="digits", k=10, k_m=2, b=16, epochs=3, **kw)
+    sched = cfg.schedule()  # from the data set's spec, without loading it (what the planner uses)
+    assert (sched.rounds_per_epoch, sched.total_rounds, sched.n_evaluations) == (8, rounds, evals)
+    assert cfg.n_compute == n_compute
+    sim = Simulation(cfg, dataset=digits)
+    assert sim.schedule == sched and sim.n_compute == n_compute
+    sim.advance()
+    assert sim.t == rounds and len(sim.history) == evals
+
+
 def test_same_seed_same_numbers_other_seed_differs(digits):
     cfg = RunConfig.make(**QUICK, attack="rop", aggregator="cc", tau=1.0)
     a = byzlab.run(cfg, dataset=digits)

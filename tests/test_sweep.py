@@ -146,26 +146,6 @@ def test_plan_counts_shared_runs_once_and_knows_what_is_done(tmp_path):
     assert shared and all("table4" in plan.experiments[k] for k in shared)
 
 
-def test_planner_counts_rounds_like_the_simulator():
-    from byzlab import Simulation
-    from byzlab.data import _TV_SPECS, DATASETS, load_dataset
-    from byzlab.sweep import DATASET_SHAPES, n_evaluations, total_rounds
-
-    assert set(DATASET_SHAPES) == set(DATASETS)
-    for name in ("digits", "mnist5k"):  # embedded: compare with the data itself
-        d = load_dataset(name)
-        assert DATASET_SHAPES[name] == (d.input_shape, d.num_classes, len(d.y_train), len(d.y_test),
-                                        d.default_model)
-    for name, spec in _TV_SPECS.items():
-        assert DATASET_SHAPES[name][1] == spec["num_classes"] and DATASET_SHAPES[name][4] == spec["model"]
-    for kw in ({"attack": "alie"}, {"attack": "label_flip", "max_rounds": 11}, {"attack": "none", "eval_every": 3}):
-        cfg = RunConfig.make(dataset="digits", k=10, k_m=2, b=16, epochs=3, **kw)
-        sim = Simulation(cfg)
-        assert total_rounds(cfg) == sim.total_rounds and cfg.n_compute == sim.n_compute
-        sim.advance()
-        assert n_evaluations(cfg) == len(sim.history)
-
-
 def test_profile_errors_name_the_experiment(tmp_path):
     bad = write(tmp_path / "bad.yaml", TINY.replace("beta: [0.9]", "beta: [1.5]"))
     with pytest.raises(ValueError, match=r"experiment 'table4': beta: must be in \[0, 1\)"):
