@@ -24,7 +24,9 @@ from .config import RunConfig, resolve_device
 from .data import Dataset, load_dataset
 from .errors import ConfigError
 from .results import RunResult
-from .simulator import Simulation, autocast_for, client_grad_fn, one_round, precision_scope
+from .engines import autocast_for, client_grad_fn, precision_scope
+from .interrupts import one_round
+from .simulator import Simulation
 
 
 def batch_key(config: RunConfig) -> tuple:

@@ -440,7 +440,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .sweep import dry_run, interrupt_on_signals, run_sweep
+    from .interrupts import interrupt_on_signals
+    from .sweep import dry_run, run_sweep
 
     for plugin in args.plugin or ():
         load_plugin(plugin)

@@ -120,7 +120,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from .config import RunConfig
-    from .simulator import RoundInterrupt, run
+    from .interrupts import RoundInterrupt
+    from .simulator import run
 
     cfg = RunConfig.make(**config_overrides(args))
     if args.out and os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:

@@ -16,7 +16,7 @@ tensor built from host data; the host only reads numbers at evaluation time):
   attacks that use them (``label_flip``, ``bit_flip``, user attacks taking
   ``byzantine``).
 
-Client gradients (line 7) for all clients at once, by one of two engines that
+Client gradients (line 7) for all clients at once, by one of two engines (:mod:`byzlab.engines`) that
 give the same numbers:
 
 * ``loop`` (CPU default): one model, a Python loop over clients; each
@@ -38,15 +38,12 @@ statistics.)
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
 import os
-import signal
-import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -55,189 +52,12 @@ from . import checkpoint
 from .aggregators import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, partition
+from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope
 from .models import build_model, sparse_mask
 from .errors import ConfigError
+from .interrupts import RoundInterrupt, one_round, stop_at_round_boundaries
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule
 from .results import DIAGNOSTIC_COLUMNS, RunResult
-
-
-# --------------------------------------------------------------------------- interrupts
-class RoundInterrupt(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM honoured at the end of a round.
-
-    Raised by :meth:`Simulation.advance` (and the batched equivalent) inside
-    :func:`stop_at_round_boundaries`: the round and its evaluation are complete,
-    so the state is consistent and a checkpoint saved now resumes bit for bit.
-    A plain ``KeyboardInterrupt`` may come from the middle of a round, where the
-    momenta are already updated but θ and t are not: never checkpoint on that.
-    """
-
-
-class _Rounds:
-    """Signal state shared by the main thread's simulations and the handler."""
-
-    stop = threading.Event()  # a stop was requested during a round
-    in_round = False  # the main thread is inside a round
-
-
-@contextlib.contextmanager
-def stop_at_round_boundaries(escalate: bool = True) -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM stop a run at the end of its current round.
-
-    A signal arriving during a round only sets a flag; the round finishes and
-    ``advance`` raises :class:`RoundInterrupt`.  A signal arriving between rounds
-    (loading data, writing results), or a second one with ``escalate``, raises
-    ``KeyboardInterrupt`` at once.  Outside the main thread signals cannot be
-    caught and nothing changes.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if not _Rounds.in_round or (escalate and _Rounds.stop.is_set()):
-            raise KeyboardInterrupt
-        _Rounds.stop.set()
-
-    _Rounds.stop.clear()
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        _Rounds.stop.clear()
-
-
-@contextlib.contextmanager
-def one_round() -> Iterator[None]:
-    """Mark one round of the main thread (see :func:`stop_at_round_boundaries`); raises
-    :class:`RoundInterrupt` after it when a stop was requested during it."""
-    main = threading.current_thread() is threading.main_thread()
-    if main:
-        _Rounds.in_round = True
-    try:
-        yield
-    finally:
-        if main:
-            _Rounds.in_round = False
-    if main and _Rounds.stop.is_set():
-        _Rounds.stop.clear()
-        raise RoundInterrupt
-
-
-# --------------------------------------------------------------------------- engines
-class _LoopEngine:
-    """Per-client forward/backward in a loop, gradients written into rows of one matrix."""
-
-    def __init__(self, model, n: int, d: int, device, autocast):
-        self.model = model
-        self.params = list(model.parameters())
-        self.grads = torch.zeros(n, d, device=device)
-        self.views = []
-        for i in range(n):
-            row, off, vs = self.grads[i], 0, []
-            for p in self.params:
-                vs.append(row[off: off + p.numel()].view_as(p))
-                off += p.numel()
-            self.views.append(vs)
-        self.buffers = [b for b in model.buffers() if b.is_floating_point()]
-        self.counters = [b for b in model.buffers() if not b.is_floating_point()]
-        self.autocast = autocast
-
-    def __call__(self, x, y, n: int, n_benign: int):
-        b = x.shape[0] // n
-        self.grads.zero_()
-        losses = []
-        snapshot = [buf.clone() for buf in self.buffers]
-        counts = [c.clone() for c in self.counters]
-        acc = [torch.zeros_like(buf) for buf in self.buffers]
-        for i in range(n):
-            for p, v in zip(self.params, self.views[i]):
-                p.grad = v
-            for buf, s in zip(self.buffers, snapshot):
-                buf.copy_(s)
-            with self.autocast():
-                loss = F.cross_entropy(self.model(x[i * b: (i + 1) * b]), y[i * b: (i + 1) * b])
-            loss.backward()
-            losses.append(loss.detach())
-            if i < n_benign:
-                for a, buf in zip(acc, self.buffers):
-                    a.add_(buf)
-        for buf, a in zip(self.buffers, acc):
-            buf.copy_(a / n_benign)
-        for c, s in zip(self.counters, counts):
-            c.copy_(s + 1)
-        for p in self.params:
-            p.grad = None
-        return self.grads[:n], torch.stack(losses).float()
-
-
-def client_grad_fn(model: torch.nn.Module, autocast: Callable):
-    """``fn(theta, buffers, x, y) -> (grads (n, d), losses (n,))`` over a leading client dimension.
-
-    ``theta`` is the flat parameter vector shared by all clients (in_dims=None);
-    ``buffers`` (per-client BatchNorm statistics), ``x`` ``(n, b, ...)`` and ``y``
-    ``(n, b)`` are batched.  Gradients are taken with respect to the flat vector,
-    so they come out as rows of an ``(n, d)`` matrix with no copy.
-    """
-    from torch.func import functional_call, grad, vmap
-
-    named = list(model.named_parameters())
-    names = [n for n, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-
-    def loss_fn(theta, buffers, x, y):
-        params = {n: c.view(s) for n, c, s in zip(names, theta.split(sizes), shapes)}
-        with autocast():
-            out = functional_call(model, (params, buffers), (x,))
-        loss = F.cross_entropy(out.float(), y)
-        return loss, loss
-
-    return vmap(grad(loss_fn, has_aux=True), in_dims=(None, 0, 0, 0))
-
-
-class _VmapEngine:
-    """All clients in one ``torch.func.vmap(grad(...))`` call (per-client BatchNorm statistics)."""
-
-    def __init__(self, model, theta, autocast):
-        self.theta = theta
-        self.buffers = dict(model.named_buffers())
-        self.fn = client_grad_fn(model, autocast)
-
-    def __call__(self, x, y, n: int, n_benign: int):
-        bufs = {k: v.unsqueeze(0).repeat(n, *([1] * v.dim())) for k, v in self.buffers.items()}
-        g, losses = self.fn(self.theta, bufs, x.view(n, x.shape[0] // n, *x.shape[1:]), y.view(n, -1))
-        for k, v in self.buffers.items():  # server statistics: mean over the benign clients
-            v.copy_(bufs[k][:n_benign].mean(0) if v.is_floating_point() else bufs[k][0])
-        return g, losses
-
-
-# --------------------------------------------------------------------------- precision
-def autocast_for(precision: str, device_type: str) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of the context that runs the client forward pass: bf16 autocast, or nothing."""
-    if precision == "bf16":
-        return lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
-@contextlib.contextmanager
-def precision_scope(precision: str) -> Iterator[None]:
-    """Within the block, ``tf32`` allows TensorFloat-32 matmuls and convolutions (CUDA).
-
-    The process-wide flags are restored on exit, so a TF32 run never changes
-    later runs in the same process; other precisions change nothing.
-    """
-    if precision != "tf32":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
@@ -329,8 +149,8 @@ class Simulation:
         engine = cfg.engine if cfg.engine != "auto" else ("vmap" if self.device.type == "cuda" else "loop")
         autocast = autocast_for(cfg.precision, self.device.type)
         self.engine_name = engine
-        self.engine = (_VmapEngine(self.model, self.theta, autocast) if engine == "vmap"
-                       else _LoopEngine(self.model, self.n_compute, self.d, self.device, autocast))
+        self.engine = (VmapEngine(self.model, self.theta, autocast) if engine == "vmap"
+                       else LoopEngine(self.model, self.n_compute, self.d, self.device, autocast))
 
         # per-round records, kept on the device until an evaluation reads them
         self.round_loss = torch.full((self.total_rounds,), float("nan"), device=self.device)

@@ -67,7 +67,6 @@ import os
 import platform
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -83,7 +82,7 @@ from .errors import ConfigError, one_line
 from .experiments import Profile, load_profile
 from . import checkpoint
 from .registry import load_plugin
-from .simulator import stop_at_round_boundaries
+from .interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
 from .store import ResultStore, results_table, table4
 
 __all__ = [
@@ -366,19 +365,6 @@ def _fmt_duration(seconds: float | None) -> str:
 _LOADED_PLUGINS: set[str] = set()
 
 
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT while starting a worker process (which inherits it until it installs its own)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
 def _load_plugins(plugins: Iterable[str]) -> None:
     for p in plugins:
         if p not in _LOADED_PLUGINS:
@@ -409,7 +395,8 @@ def _outcome(cfg: RunConfig, result=None, error: BaseException | None = None, at
 
 def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
     """Run one config to the end, continuing from and saving to its checkpoint."""
-    from .simulator import RoundInterrupt, Simulation
+    from .interrupts import RoundInterrupt
+    from .simulator import Simulation
 
     t0 = time.perf_counter()
     data = cached_dataset(cfg.dataset, cfg.data_root, cfg.download, resolve_device(cfg.device))
@@ -433,7 +420,7 @@ def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
 def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Callable[[dict], None]) -> None:
     """Run compatible configs together in one :class:`BatchedSimulation`; emit each as it finishes."""
     from .batched import BatchedSimulation
-    from .simulator import RoundInterrupt
+    from .interrupts import RoundInterrupt
 
     t0 = time.perf_counter()
     bsim = BatchedSimulation(cfgs, dataset=cached_dataset(cfgs[0].dataset, cfgs[0].data_root, cfgs[0].download,
@@ -566,7 +553,7 @@ class _LocalPool:
 
             self.ctx = mp.get_context("forkserver")
             self.ctx.set_forkserver_preload([__name__])
-            with _sigint_ignored():  # inherited: a Ctrl-C never hits the fork server mid-import
+            with sigint_ignored():  # inherited: a Ctrl-C never hits the fork server mid-import
                 forkserver.ensure_running()
         else:
             self.ctx = mp.get_context("spawn")
@@ -579,7 +566,7 @@ class _LocalPool:
         if self.ctx.get_start_method() == "forkserver":
             proc.start()  # waits for the fork server; a Ctrl-C meanwhile must still stop this process
         else:
-            with _sigint_ignored():  # inherited until the worker installs its own handler
+            with sigint_ignored():  # inherited until the worker installs its own handler
                 proc.start()
         child.close()
         return {"proc": proc, "conn": parent, "job": None, "pending": set()}
@@ -1276,25 +1263,3 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for key, err in summary.failed.items():
         print(f"  failed {key}: {err}", file=sys.stderr)
     return 0 if summary.ok else 1
-
-
-@contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
-    """On the command line, Ctrl-C (SIGINT) and SIGTERM stop a sweep like Ctrl-C (runs in progress are saved).
-
-    SIGINT gets Python's own handler even when the process inherited it ignored
-    (a command started in the background by a non-interactive shell), so an
-    explicit SIGINT always interrupts.
-    """
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
