@@ -7,7 +7,10 @@ in Federated Learning" (the ROP attack against Centered Clipping).
 >>> result = byzlab.run(dataset="digits", attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=3)
 >>> result.history[["round", "test_accuracy", "train_loss"]]   # doctest: +SKIP
 """
-from . import aggregators, attacks, defences
+# The built-in rules, registered in one place: each of these modules registers its rules with the
+# same decorators a plug-in uses (byzlab.registry), and this package is imported before any of its
+# modules, so every byzlab module sees the built-ins registered.
+from . import aggregators, attacks, attacks_adaptive, defences
 from .config import RunConfig, available
 from .registry import (
     ConfigError,
@@ -32,6 +35,7 @@ def dashboard(*args, **kwargs):
 __all__ = [
     "aggregators",
     "attacks",
+    "attacks_adaptive",
     "defences",
     "RunConfig",
     "RunResult",

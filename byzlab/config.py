@@ -13,10 +13,6 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import aggregators as _aggregators  # noqa: F401  (registers the built-ins)
-from . import attacks as _attacks  # noqa: F401
-from . import attacks_adaptive as _attacks_adaptive  # noqa: F401
-from . import defences as _defences  # noqa: F401
 from .errors import ConfigError
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, lookup
 
@@ -52,6 +48,15 @@ class Schedule:
 @dataclass(frozen=True)
 class RunConfig:
     """One federated training run (Algorithm 1).
+
+    The defaults are the paper's headline experiment (Section VI): ROP (z = 1, λ = 0.9)
+    against Centered Clipping (τ = 1) with worker momentum β = 0.9, k = 25 clients of
+    which k_m = 5 Byzantine, on the embedded ``mnist5k``.  So a run is attacked unless
+    it says otherwise: ``RunConfig(aggregator="tm")`` is ROP against TM, and
+    ``attack="none"`` is the clean baseline.  The command line (``byzlab run``) has the
+    same defaults (its options are generated from these fields); the live dashboard
+    starts from them too, except β = 0 (``byzlab.dashboard.DEFAULT_BETA``: the
+    attacks show within a minute there).
 
     Attributes
     ----------
@@ -330,6 +335,8 @@ class RunConfig:
 
         return dataclasses.replace(
             self,
+            aggregator=agg.name,  # the canonical name: an alias gives the same run (and key)
+            attack=self.attack if self.attack == NO_ATTACK else lookup("attack", self.attack).name,
             aggregator_params=agg_params,
             attack_params=att_params,
             pre_aggregators=tuple(self.pre_aggregators),
