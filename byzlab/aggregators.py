@@ -8,8 +8,24 @@ aside) and run on whatever device ``x`` lives on, without host synchronisation.
 Pre-aggregators (``bucketing``, ``nnm``) map ``(k, d) -> (k', d)`` and compose
 with any aggregator (``RunConfig.pre_aggregators``).
 
-Registered names (``byzlab list``): ``mean``, ``cm``, ``tm``, ``rfa``, ``cc``,
-``krum``, ``multikrum``, ``bulyan``; pre-aggregators ``bucketing``, ``nnm``.
+Registered names (``byzlab list``) — one canonical spelling per rule, the paper's
+abbreviation, used by configs, run keys, the CLI, profiles and result tables; the
+Python function's name is an accepted alias (:data:`byzlab.registry.ALIASES`):
+
+=============  ====================  =====================================
+canonical      alias (function)      rule
+=============  ====================  =====================================
+``mean``       —                     average (FedAvg), not robust
+``cm``         ``median``            coordinate-wise median
+``tm``         ``trimmed_mean``      coordinate-wise trimmed mean
+``rfa``        ``geometric_median``  RFA, smoothed Weiszfeld
+``cc``         ``centered_clip``     Centered Clipping (Eq. 6, Alg. 2)
+``krum``       —                     Krum
+``multikrum``  ``multi_krum``        Multi-Krum
+``bulyan``     —                     Bulyan
+=============  ====================  =====================================
+
+Pre-aggregators: ``bucketing``, ``nnm``.
 
 How they are computed (speed)
 -----------------------------
@@ -460,18 +476,20 @@ def _need(mult: int, add: int, what: str):
 
 
 register_aggregator("mean", description="plain average (FedAvg), not robust")(mean)
-register_aggregator("cm", description="coordinate-wise median")(median)
-register_aggregator("tm", requires=_need(2, 0, "tm"),
+register_aggregator("cm", aliases=("median",), description="coordinate-wise median")(median)
+register_aggregator("tm", aliases=("trimmed_mean",), requires=_need(2, 0, "tm"),
                     description="coordinate-wise trimmed mean, f trimmed per side")(trimmed_mean)
-register_aggregator("rfa", checks={"iters": positive_int, "nu": positive, "init": one_of("zero", "mean")},
+register_aggregator("rfa", aliases=("geometric_median",),
+                    checks={"iters": positive_int, "nu": positive, "init": one_of("zero", "mean")},
                     symbols={"iters": "T", "nu": "ν"},
                     description="RFA: smoothed Weiszfeld geometric median")(geometric_median)
-register_aggregator("cc", defaults={"tau": 1.0}, checks={"tau": positive, "iters": positive_int},
+register_aggregator("cc", aliases=("centered_clip",), defaults={"tau": 1.0},
+                    checks={"tau": positive, "iters": positive_int},
                     symbols={"tau": "τ", "iters": "l"},
                     description="Centered Clipping around the previous aggregate (Eq. 6, Alg. 2)")(centered_clip)
 register_aggregator("krum", requires=_need(2, 0, "krum"), checks={"neighbours": optional_positive_int},
                     description="Krum: the single best-scored client")(krum)
-register_aggregator("multikrum", requires=_need(2, 0, "multikrum"),
+register_aggregator("multikrum", aliases=("multi_krum",), requires=_need(2, 0, "multikrum"),
                     checks={"m": optional_positive_int, "neighbours": optional_positive_int},
                     description="Multi-Krum: mean of the m best-scored clients")(multi_krum)
 register_aggregator("bulyan", requires=_need(4, 2, "bulyan"),

@@ -173,6 +173,7 @@ class Rule:
     flip_labels: bool = False  # attack: Byzantine clients train on y -> C-1-y
     description: str = ""
     symbols: dict[str, str] = field(default_factory=dict)  # param -> paper symbol
+    aliases: tuple[str, ...] = ()  # other accepted spellings of ``name`` (see :func:`lookup`)
 
     @property
     def needs_byzantine_data(self) -> bool:
@@ -204,7 +205,8 @@ class Rule:
         ps = ", ".join(
             f"{p}={v!r}" + (f" ({self.symbols[p]})" if p in self.symbols else "") for p, v in self.params.items()
         )
-        return f"{self.name}({ps})" if ps else self.name
+        text = f"{self.name}({ps})" if ps else self.name
+        return text + (f" [alias: {', '.join(self.aliases)}]" if self.aliases else "")
 
 
 def _type_check(name: str, value: Any, default: Any) -> str | None:
@@ -222,6 +224,12 @@ def _type_check(name: str, value: Any, default: Any) -> str | None:
 AGGREGATORS: dict[str, Rule] = {}
 PRE_AGGREGATORS: dict[str, Rule] = {}
 ATTACKS: dict[str, Rule] = {}
+#: kind -> alias -> canonical name.  A rule has one canonical name (the paper's abbreviation where
+#: it has one: ``cm``, ``tm``, ``rfa``, ``cc``); it is what a run's config, key, results and tables
+#: hold.  Aliases (``median``, ``trimmed_mean``, ``geometric_median``, ``centered_clip``,
+#: ``multi_krum``: the names of the Python functions) are accepted wherever a name is read
+#: (Python, CLI, profiles) and replaced by the canonical name on validation.
+ALIASES: dict[str, dict[str, str]] = {"aggregator": {}, "pre_aggregator": {}, "attack": {}}
 
 _TABLES = {"aggregator": AGGREGATORS, "pre_aggregator": PRE_AGGREGATORS, "attack": ATTACKS}
 
@@ -231,9 +239,11 @@ def _register(kind: str, name: str | None, defaults: dict | None, replace: bool 
 
     def deco(fn: Callable) -> Callable:
         rule_name = name or fn.__name__
-        if rule_name in _TABLES[kind] and not replace:
-            raise ConfigError(f"{kind} {rule_name!r} is already registered; "
-                             f"pass replace=True to register another rule under that name")
+        aliases = tuple(extra.pop("aliases", None) or ())
+        for taken in (rule_name, *aliases):
+            if (taken in _TABLES[kind] or taken in ALIASES[kind]) and not replace:
+                raise ConfigError(f"{kind} {taken!r} is already registered; "
+                                 f"pass replace=True to register another rule under that name")
         sig = inspect.signature(fn)
         names = list(sig.parameters)
         if not names:
@@ -266,9 +276,12 @@ def _register(kind: str, name: str | None, defaults: dict | None, replace: bool 
             params=params,
             context=tuple(context),
             description=extra.pop("description", None) or (doc.splitlines()[0] if doc else ""),
+            aliases=aliases,
             **extra,
         )
         _TABLES[kind][rule_name] = rule
+        ALIASES[kind].pop(rule_name, None)
+        ALIASES[kind].update({a: rule_name for a in aliases})
         return fn
 
     return deco
@@ -283,14 +296,15 @@ def register_aggregator(
     description: str | None = None,
     symbols: dict | None = None,
     replace: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Callable:
     """Decorator: register ``fn(x, ...) -> (d,)`` as an aggregator called ``name``.
 
     ``requires(n_inputs, f)`` returns an error message when the rule cannot run
-    with ``n_inputs`` vectors guarding against ``f``; ``replace=True`` allows
-    taking a name already registered."""
+    with ``n_inputs`` vectors guarding against ``f``; ``aliases`` are other accepted
+    spellings (see :data:`ALIASES`); ``replace=True`` allows taking a name already registered."""
     return _register("aggregator", name, defaults, replace, checks=checks or {}, requires=requires,
-                     description=description, symbols=symbols or {})
+                     description=description, symbols=symbols or {}, aliases=aliases)
 
 
 def register_pre_aggregator(
@@ -322,9 +336,15 @@ def register_attack(
                      description=description, symbols=symbols or {})
 
 
+def canonical(kind: str, name: str) -> str:
+    """The canonical name of a rule given by any of its spellings (unknown names are returned as is)."""
+    return ALIASES[kind].get(name, name) if isinstance(name, str) else name
+
+
 def lookup(kind: str, name: str) -> Rule:
-    """The registered rule, or a one-line ConfigError listing the valid names."""
+    """The registered rule (by its name or an alias), or a one-line ConfigError listing the valid names."""
     table = _TABLES[kind]
+    name = canonical(kind, name)
     if name not in table:
         valid = ", ".join(sorted(table))
         raise ConfigError(f"{kind}: unknown {name!r}; choose one of: {valid}")

@@ -67,6 +67,35 @@ def test_defaults_are_the_paper_s():
     assert RunConfig.make(aggregator="cc").aggregator_params == {"tau": 1.0, "iters": 1}
 
 
+@pytest.mark.parametrize("alias,name", [("median", "cm"), ("trimmed_mean", "tm"), ("geometric_median", "rfa"),
+                                        ("centered_clip", "cc"), ("multi_krum", "multikrum")])
+def test_an_alias_is_the_same_run_under_the_canonical_name(alias, name):
+    from byzlab import aggregators
+    from byzlab.registry import AGGREGATORS, lookup
+
+    a, c = RunConfig.make(aggregator=alias, attack="alie"), RunConfig.make(aggregator=name, attack="alie")
+    assert a.aggregator == name and a == c and a.key() == c.key()
+    assert lookup("aggregator", alias) is AGGREGATORS[name] and AGGREGATORS[name].fn is getattr(aggregators, alias)
+    assert alias not in AGGREGATORS and f"alias: {alias}" in byzlab.available()["aggregators"][name]
+
+
+def test_cli_accepts_an_alias_and_records_the_canonical_name(tmp_path):
+    out = tmp_path / "r"
+    r = subprocess.run([sys.executable, "-m", "byzlab.cli", "run", "--dataset", "digits", "--k", "6", "--k-m", "1",
+                        "--epochs", "1", "--max-rounds", "2", "--aggregator", "trimmed_mean", "--attack", "alie",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["aggregator"] == "tm"
+
+
+def test_registering_over_an_alias_needs_replace():
+    from byzlab.registry import ALIASES, register_aggregator
+
+    with pytest.raises(ConfigError, match="'median' is already registered"):
+        register_aggregator("median")(lambda x: x.mean(0))
+    assert ALIASES["aggregator"]["median"] == "cm"
+
+
 def test_key_is_stable_and_covers_every_parameter():
     a = RunConfig.make(attack="rop", z=1.0)
     assert a.key() == RunConfig.make(attack="rop").key()  # defaults resolved
