@@ -269,7 +269,7 @@ def results(profile: str | os.PathLike | Profile = "quick", *, store=None, compu
     ``quick``); otherwise a one-line error counts them (see :func:`byzlab.paper.results`).
     """
     from .paper import results as paper_results
-    from .store import results_table
+    from .tables import results_table
 
     prof, experiment = notebook_profile(profile)
     runs = paper_results(prof, experiment, store=store, progress=False, compute=compute)
@@ -279,13 +279,13 @@ def results(profile: str | os.PathLike | Profile = "quick", *, store=None, compu
 def leaderboard(df: pd.DataFrame, *, ddof: int = 0) -> pd.DataFrame:
     """Per defence and β: the worst-case accuracy over attacks, the no-attack accuracy, the time per round.
 
-    ``df`` is a bench results table (:func:`results`, or any :func:`byzlab.store.results_table`;
+    ``df`` is a bench results table (:func:`results`, or any :func:`byzlab.tables.results_table`;
     without a ``defence`` column the ``aggregator`` label is used).  Rows with attack ``none``
     are the no-attack baseline; all others are attacks.
 
     * ``worst_mean``, ``worst_std`` — the standard robustness score: for each seed the
       minimum final accuracy over the attacks, then its mean and std over seeds
-      (``ddof=0``: population std, as :func:`byzlab.store.table4`); ``n_seeds`` seeds,
+      (``ddof=0``: population std, as :func:`byzlab.tables.table4`); ``n_seeds`` seeds,
       ``n_attacks`` attacks (a seed missing some attacks takes the minimum over those it has);
     * ``worst_attack`` — the attack achieving the per-seed minimum most often (ties: the one of
       lower mean accuracy), and ``worst_attack_seeds``, on how many seeds it did;

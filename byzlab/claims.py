@@ -3,7 +3,7 @@
 Each :class:`Claim` is a sentence of the paper and the comparisons of Table IV cells that
 test it: "ROP degrades CC at every τ and β" is, for each τ, β and partition, *the no-attack
 run's accuracy is higher than ROP's*.  :func:`claims_table` computes a verdict per claim
-from a tidy results table (one row per run: :func:`byzlab.store.results_table`, or a
+from a tidy results table (one row per run: :func:`byzlab.tables.results_table`, or a
 sweep's ``results.csv``) by the rule :data:`RULE`, never by hand, and puts the paper's own
 numbers (``data_files/table4_paper.csv``) beside byzlab's.
 
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .store import paper_table4
+from .tables import paper_table4
 
 __all__ = ["RULE", "Cell", "Comparison", "Claim", "CLAIMS", "SHOWCASE_TABLE", "PAPER_BLOCKS", "verdict",
            "comparisons_table", "claims_table", "load_results"]

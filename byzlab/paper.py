@@ -28,8 +28,9 @@ from .config import RunConfig
 from .experiments import PROFILE_DIR as _SHIPPED
 from .experiments import Profile, load_profile
 from .results import RunResult
-from .store import (PAPER_ATTACK, TABLE4_KEYS, ResultStore, aggregator_label, attack_label, paper_table4,
-                    partition_label, results_table, table4)
+from .store import ResultStore
+from .tables import (PAPER_ATTACK, TABLE4_KEYS, aggregator_label, attack_label, paper_table4, partition_label,
+                     results_table, table4)
 from .errors import ConfigError
 
 __all__ = [
@@ -246,7 +247,7 @@ def final_table(runs: Iterable[RunResult], index: Sequence[str] | str, columns: 
 
 
 def runs_table(runs: Iterable[RunResult]) -> pd.DataFrame:
-    """:func:`byzlab.store.results_table` plus the paper's knobs as plain columns (tau, z, lam)."""
+    """:func:`byzlab.tables.results_table` plus the paper's knobs as plain columns (tau, z, lam)."""
     runs = list(runs)
     if not runs:
         raise ConfigError("runs: no results")

@@ -14,7 +14,6 @@ resume from there.  Crashes are recorded in ``<root>/.errors/<key>.json``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,10 +27,8 @@ import pandas as pd
 
 from .config import RunConfig
 from .results import RunResult
-from .errors import ConfigError
+from .tables import results_table, table4  # noqa: F401  (table4: the sweep's import, until it reads byzlab.tables)
 
-#: the columns that identify a cell of Table IV (``table4_paper.csv``, :func:`table4`)
-TABLE4_KEYS = ("dataset", "partition", "attack", "aggregator", "beta")
 #: what :meth:`RunResult.save` and the checkpoints leave behind when killed mid-write
 _TEMPORARY = re.compile(r"^\.[0-9a-f]{16}\.")
 
@@ -206,125 +203,3 @@ class ResultStore:
     def table(self, results: Iterable[RunResult] | None = None) -> pd.DataFrame:
         """One tidy row per stored run (see :func:`results_table`)."""
         return results_table(self.results() if results is None else results)
-
-
-def aggregator_label(cfg: RunConfig) -> str:
-    """``cc_tau0.1``, ``cc_tau1``, ``rfa``, ``tm`` … as in Table IV's columns (``table4_paper.csv``)."""
-    name = "+".join([*cfg.pre_aggregators, cfg.aggregator])
-    if cfg.aggregator == "cc":
-        return f"{name}_tau{cfg.aggregator_params['tau']:g}"
-    return name
-
-
-#: byzlab's attack label -> the paper's Table IV row it reproduces.  ``alie_z1.2`` is ALIE with the
-#: authors' library's default z = 1.2 of the time (README "Fidelity"; that the paper's table was run
-#: with it is an inference), so it sits beside the paper's ALIE row too.
-PAPER_ATTACK = {"alie_z1.2": "alie"}
-
-
-def attack_label(cfg: RunConfig) -> str:
-    """``rop``, ``alie`` … as in Table IV's rows; an ALIE whose ``z`` is set explicitly is another row,
-    ``alie_z1.2`` (the authors' library's historical default, see README "Fidelity"), so the paper's
-    z_max row and the as-run z = 1.2 row are never averaged together."""
-    if cfg.attack in ("alie", "alie_alt") and cfg.attack_params.get("z") is not None:
-        return f"{cfg.attack}_z{float(cfg.attack_params['z']):g}"
-    return cfg.attack
-
-
-def cell_key(config: RunConfig) -> str:
-    """Id of the run's config *without its seed*: the runs averaged into one table cell share it."""
-    identity = config.identity()
-    identity.pop("seed", None)
-    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def partition_label(cfg: RunConfig) -> str:
-    """``iid`` or ``dirichlet<α>`` (``dirichlet1`` for the paper's α = 1), as in ``table4_paper.csv``."""
-    return cfg.partition if cfg.partition == "iid" else f"dirichlet{cfg.alpha:g}"
-
-
-def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
-    """One row per run: its identifying config columns and final metrics.
-
-    ``dataset, partition, attack, aggregator, beta`` are labelled as in the paper's
-    Table IV (``table4_paper.csv``), so the two merge on those columns; ``cell``
-    groups the seeds of one config (see :func:`cell_key`).
-    """
-    rows = []
-    for r in results:
-        c = r.config
-        h = r.history
-        rows.append({
-            "key": c.key(), "cell": cell_key(c), "dataset": c.dataset, "partition": partition_label(c),
-            "attack": attack_label(c), "aggregator": aggregator_label(c), "beta": c.beta, "seed": c.seed,
-            "k": c.k, "k_m": c.n_byzantine, "epochs": c.epochs, "model": c.model,
-            **{f"attack.{k}": v for k, v in c.attack_params.items()},
-            **{f"aggregator.{k}": v for k, v in c.aggregator_params.items()},
-            "final_accuracy": r.final_accuracy, "best_accuracy": float(h["test_accuracy"].max()) if len(h) else float("nan"),
-            "final_train_loss": float(h["train_loss"].iloc[-1]) if len(h) else float("nan"),
-            "diverged": r.diverged, "rounds": int(h["round"].iloc[-1]) if len(h) else 0,
-            "seconds_per_round": r.meta.get("seconds_per_round"),
-            "wall_seconds": r.meta.get("wall_seconds"),
-            **{f"mean_{col}": float(r.rounds[col].mean()) for col in ("cos_delta", "cos_ref_benign", "cos_ref_byz", "clip_fraction") if col in r.rounds},
-        })
-    return pd.DataFrame(rows)
-
-
-def paper_table4() -> pd.DataFrame:
-    """The paper's Table IV: mean and std of the test accuracy (%) over its seeds, one row per cell."""
-    from importlib import resources
-
-    with resources.files("byzlab").joinpath("data_files/table4_paper.csv").open() as f:
-        return pd.read_csv(f)
-
-
-def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFrame:
-    """Table IV from a results table: final accuracy mean ± std over seeds per cell.
-
-    ``df`` is :func:`results_table` output (or a sweep's ``results.csv``).  When it has
-    an ``experiments`` column (sweeps write one), only the runs of the ``table4``
-    experiment are used, so Fig. 12's other λ values never leak into a cell.  A cell
-    must hold the seeds of a single config: rows that differ in anything else
-    (e.g. z, epochs) raise ValueError rather than being averaged together.
-    ``ddof=0``: the population std over seeds (numpy's default, as reference
-    implementations compute it).  ``paper=True`` adds the paper's
-    ``paper_mean`` and ``paper_std`` (merge on dataset, partition, attack, aggregator, beta).
-    """
-    if df is None or not len(df):
-        raise ConfigError("df: empty results table; run the sweep first")
-    missing = [c for c in (*TABLE4_KEYS, "final_accuracy", "seed") if c not in df.columns]
-    if missing:
-        raise ConfigError(f"df: not a results table, it lacks columns {missing}")
-    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
-        raise ConfigError(f"ddof: must be an integer >= 0, got {ddof!r}")
-    rows = df
-    if "experiments" in rows.columns:
-        rows = rows[rows["experiments"].fillna("").str.split(";").map(lambda names: "table4" in names)]
-        if not len(rows):
-            raise ConfigError("df: no run of the 'table4' experiment in this results table")
-    rows = rows.assign(beta=rows["beta"].astype(float).round(6))
-    keys = list(TABLE4_KEYS)
-    if "cell" in rows.columns:
-        mixed = rows.groupby(keys)["cell"].nunique()
-        mixed = mixed[mixed > 1]
-        if len(mixed):
-            cell = dict(zip(keys, mixed.index[0]))
-            raise ConfigError(f"df: the Table IV cell {cell} holds runs of {mixed.iloc[0]} different configs "
-                             "(not only different seeds); filter the table first")
-    grouped = rows.groupby(keys, sort=True)
-    out = grouped["final_accuracy"].agg(
-        accuracy_mean="mean",
-        accuracy_std=lambda x: float(x.std(ddof=ddof)) if len(x) > ddof else float("nan"),
-        n_seeds="count",
-    ).reset_index()
-    if "diverged" in rows.columns:
-        out = out.merge(grouped["diverged"].sum().astype(int).rename("n_diverged").reset_index(), on=keys)
-    if paper:  # alie_z1.2 (ALIE as run) sits beside the paper's ALIE row too
-        ref = paper_table4().rename(columns={"accuracy_mean": "paper_mean", "accuracy_std": "paper_std",
-                                             "attack": "_paper_attack"})
-        ref["beta"] = ref["beta"].astype(float).round(6)
-        out["_paper_attack"] = out["attack"].map(lambda a: PAPER_ATTACK.get(a, a))
-        on = [k if k != "attack" else "_paper_attack" for k in keys]
-        out = out.merge(ref, on=on, how="left").drop(columns="_paper_attack")
-    return out

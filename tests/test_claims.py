@@ -139,7 +139,7 @@ def test_one_config_per_cell_and_bad_tables():
 
 def test_every_claim_is_data_and_names_cells_of_the_showcase_profile():
     from byzlab.experiments import load_profile
-    from byzlab.store import aggregator_label, attack_label, partition_label
+    from byzlab.tables import aggregator_label, attack_label, partition_label
 
     prof = load_profile("showcase")
     have = {(partition_label(c), attack_label(c), aggregator_label(c), round(c.beta, 6)) for c in prof.configs()}

@@ -216,7 +216,7 @@ def test_table4_joins_cell_by_cell_when_the_data_sets_are_the_papers():
 def test_table4_keeps_alie_at_z_max_and_the_as_run_z_apart():
     """``alie_z1.2`` (the library's default z of the time) is its own row, beside the paper's ALIE row."""
     from byzlab import RunConfig
-    from byzlab.store import attack_label
+    from byzlab.tables import attack_label
 
     assert attack_label(RunConfig.make(dataset="digits", attack="alie")) == "alie"
     assert attack_label(RunConfig.make(dataset="digits", attack="alie", z=1.2)) == "alie_z1.2"

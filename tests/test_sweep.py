@@ -26,7 +26,8 @@ import byzlab
 from byzlab import RunConfig
 from byzlab.cli import main
 from byzlab.experiments import load_profile
-from byzlab.store import ResultStore, paper_table4, results_table, table4
+from byzlab.store import ResultStore
+from byzlab.tables import paper_table4, results_table, table4
 from byzlab.sweep import make_plan, run_sweep
 
 #: wall-clock columns, the only ones allowed to differ between two computations of a run
