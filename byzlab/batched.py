@@ -59,9 +59,9 @@ class BatchedSimulation:
     def done(self) -> bool:
         return all(s.done for s in self.sims)
 
-    def step(self) -> None:
-        """One round of every unfinished run."""
-        active = [s for s in self.sims if not s.done]
+    def step(self, active: list[Simulation] | None = None) -> None:
+        """One round of every run in ``active`` (default: every unfinished run)."""
+        active = [s for s in self.sims if not s.done] if active is None else active
         t0 = time.perf_counter()
         batches = [s.sample(s.t + 1) for s in active]
         n = self.n
@@ -88,20 +88,15 @@ class BatchedSimulation:
         ``callback(run_index, row)`` is called after every evaluation.
         """
         target = [s.total_rounds if rounds is None else min(s.total_rounds, s.t + rounds) for s in self.sims]
-        while any(s.t < tgt and not s.diverged for s, tgt in zip(self.sims, target)):
-            frozen = [s for s, tgt in zip(self.sims, target) if s.t >= tgt]
-            saved = [(s, s.total_rounds) for s in frozen]
-            for s in frozen:  # hold runs that reached their target this call
-                s.total_rounds = s.t
+        while True:
+            # runs that reached their target in this call wait; the others take one more round together
+            active = [s for s, tgt in zip(self.sims, target) if s.t < tgt and not s.diverged]
+            if not active:
+                return
             with one_round():  # a deferred Ctrl-C is raised after the round and its evaluations
-                try:
-                    self.step()
-                finally:
-                    for s, total in saved:
-                        s.total_rounds = total
+                self.step(active)
                 for i, s in enumerate(self.sims):
-                    if s.t and (s.t % s.eval_every == 0 or s.t == s.total_rounds) and \
-                            (not s.history or s.history[-1]["round"] != s.t):
+                    if s in active and s.evaluation_due:
                         row = s.record()
                         if callback is not None:
                             callback(i, row)

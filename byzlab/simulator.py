@@ -171,6 +171,11 @@ class Simulation:
         return self.t >= self.total_rounds or self.diverged
 
     @property
+    def evaluation_due(self) -> bool:
+        """Whether round t ends with an evaluation: every ``eval_every`` rounds and after the last."""
+        return self.t % self.eval_every == 0 or self.t == self.total_rounds
+
+    @property
     def epoch(self) -> float:
         return self.t / self.rounds_per_epoch
 
@@ -360,7 +365,7 @@ class Simulation:
                 t0 = time.perf_counter()
                 self.step()
                 self.elapsed += time.perf_counter() - t0
-                if self.t % self.eval_every == 0 or self.t == self.total_rounds:
+                if self.evaluation_due:
                     row = self.record()
                     if callback is not None:
                         callback(row)
