@@ -52,21 +52,35 @@ def _key_values(items: Sequence[str] | None, what: str) -> dict:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The config options shared by ``run`` and ``sweep`` overrides."""
+    from dataclasses import fields
+
+    from .config import NO_ATTACK, RunConfig
+    from .data import DATASET_SPECS
+    from .models import MODELS
+    from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS
+
+    d = {f.name: f.default for f in fields(RunConfig)}  # the defaults, from the one place they are set
+
+    def names(table, default) -> str:
+        return ", ".join(n + (" (default)" if n == default else "") for n in table)
+
     g = p.add_argument_group("run configuration (paper defaults, Section VI)")
-    g.add_argument("--dataset", default=None, help="mnist5k (default, embedded), digits, mnist, fmnist, cifar10, cifar100")
-    g.add_argument("--model", default=None, help="cnn, mlp, resnet20, resnet9 (default: the dataset's)")
-    g.add_argument("--norm", default=None, help="bn or gn for the ResNets")
-    g.add_argument("--partition", default=None, help="iid or dirichlet")
-    g.add_argument("--alpha", type=float, default=None, help="Dirichlet concentration α (1)")
-    g.add_argument("--k", type=int, default=None, help="clients k (25)")
-    g.add_argument("--k-m", dest="k_m", type=int, default=None, help="Byzantine clients k_m (5)")
-    g.add_argument("--b", "--batch-size", dest="b", type=int, default=None, help="batch size b (32)")
-    g.add_argument("--epochs", type=int, default=None, help="epochs (100)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate η (0.1)")
-    g.add_argument("--beta", type=float, default=None, help="worker momentum β in [0, 1) (0.9)")
-    g.add_argument("--aggregator", default=None, help="mean, cm, tm, rfa, cc, krum, multikrum, bulyan (cc)")
-    g.add_argument("--pre", action="append", default=None, metavar="NAME", help="pre-aggregator (bucketing, nnm); repeatable")
-    g.add_argument("--attack", default=None, help="none, rop, rop_s, alie, alie_alt, ipm, minmax, minsum, bit_flip, label_flip (rop)")
+    g.add_argument("--dataset", default=None,
+                   help=", ".join(n + (" (default, embedded)" if n == d["dataset"] else "") for n in DATASET_SPECS))
+    g.add_argument("--model", default=None, help=f"{', '.join(MODELS)} (default: the dataset's)")
+    g.add_argument("--norm", default=None, help=f"bn or gn for the ResNets ({d['norm']})")
+    g.add_argument("--partition", default=None, help=f"iid or dirichlet ({d['partition']})")
+    g.add_argument("--alpha", type=float, default=None, help=f"Dirichlet concentration α ({d['alpha']:g})")
+    g.add_argument("--k", type=int, default=None, help=f"clients k ({d['k']})")
+    g.add_argument("--k-m", dest="k_m", type=int, default=None, help=f"Byzantine clients k_m ({d['k_m']})")
+    g.add_argument("--b", "--batch-size", dest="b", type=int, default=None, help=f"batch size b ({d['b']})")
+    g.add_argument("--epochs", type=int, default=None, help=f"epochs ({d['epochs']})")
+    g.add_argument("--lr", type=float, default=None, help=f"learning rate η ({d['lr']:g})")
+    g.add_argument("--beta", type=float, default=None, help=f"worker momentum β in [0, 1) ({d['beta']:g})")
+    g.add_argument("--aggregator", default=None, help=names(AGGREGATORS, d["aggregator"]))
+    g.add_argument("--pre", action="append", default=None, metavar="NAME",
+                   help=f"pre-aggregator ({', '.join(PRE_AGGREGATORS)}); repeatable")
+    g.add_argument("--attack", default=None, help=names([NO_ATTACK, *ATTACKS], d["attack"]))
     g.add_argument("--tau", type=float, default=None, help="CC radius τ")
     g.add_argument("--z", type=float, default=None, help="ROP perturbation norm z / ALIE z")
     g.add_argument("--lam", type=float, default=None, help="ROP λ")
