@@ -44,10 +44,10 @@ import types
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .config import NO_ATTACK, RunConfig
-from .data import DATASET_SPECS, cached_dataset, clear_dataset_cache
-from .errors import ConfigError, one_line
-from .registry import AGGREGATORS, ATTACKS
+from ..config import NO_ATTACK, RunConfig
+from ..data import DATASET_SPECS, cached_dataset, clear_dataset_cache
+from ..errors import ConfigError, one_line
+from ..registry import AGGREGATORS, ATTACKS
 
 __all__ = ["Dashboard", "dashboard", "clear_caches"]
 
@@ -238,7 +238,7 @@ class Dashboard:
             w.description, w.style, w.layout, w.continuous_update = label, style, lay, False
             return w
 
-        from .data import DATASETS
+        from ..data import DATASETS
 
         datasets = [d for d in EMBEDDED if d in DATASETS] + sorted(d for d in DATASETS if d not in EMBEDDED)
         c: dict[str, Any] = {name: slider(name) for name in KNOBS}
@@ -521,7 +521,7 @@ class Dashboard:
                 _BASELINES[run.config.key()] = list(run.rows)
 
     def _new_run(self, cfg: RunConfig) -> _Run:
-        from .simulator import Simulation
+        from ..simulator import Simulation
 
         sim = Simulation(cfg, dataset=cached_dataset(cfg.dataset, cfg.data_root, cfg.download))
         return _Run(cfg, sim, [], sim.total_rounds)
