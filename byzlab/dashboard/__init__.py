@@ -34,7 +34,6 @@ seconds, with one batched restyle of the traces that received points.
 """
 from __future__ import annotations
 
-import ast
 import html
 import sys
 import threading
@@ -48,8 +47,9 @@ from ..config import NO_ATTACK, RunConfig
 from ..data import DATASET_SPECS, cached_dataset, clear_dataset_cache
 from ..errors import ConfigError, one_line
 from ..registry import AGGREGATORS, ATTACKS
+from .labels import RULE_KNOBS, knob_applies, parse_params, short_label
 
-__all__ = ["Dashboard", "dashboard", "clear_caches"]
+__all__ = ["Dashboard", "dashboard", "clear_caches", "parse_params", "short_label"]
 
 #: knobs shown as sliders: name -> (label, kind, min, max, step)
 KNOBS = {
@@ -58,8 +58,6 @@ KNOBS = {
     "tau": ("τ (CC)", "log", -2.0, 1.0, 0.1),
     "beta": ("β (momentum)", "linear", 0.0, 0.99, 0.01),
 }
-#: knobs that are rule parameters (β is a config field)
-RULE_KNOBS = ("z", "lam", "tau")
 EMBEDDED = tuple(name for name, spec in DATASET_SPECS.items() if spec.source is None)  # offline
 MODES = ("fork", "restart")
 
@@ -74,51 +72,6 @@ def clear_caches() -> None:
     """Forget the cached data sets and no-attack baselines."""
     clear_dataset_cache()
     _BASELINES.clear()
-
-
-def _knob_applies(rule, name: str) -> bool:
-    """A slider drives a rule parameter only when the rule has it with a numeric default."""
-    if rule is None or name not in rule.params:
-        return False
-    d = rule.params[name]
-    return isinstance(d, (int, float)) and not isinstance(d, bool)
-
-
-def parse_params(text: str) -> dict[str, Any]:
-    """``"iters=2, eps=0.5, first_round=zero"`` -> ``{"iters": 2, "eps": 0.5, "first_round": "zero"}``."""
-    out: dict[str, Any] = {}
-    for item in (text or "").replace(";", ",").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, raw = item.partition("=")
-        name, raw = name.strip(), raw.strip()
-        if not sep or not name.isidentifier() or not raw:
-            raise ConfigError(f"params: cannot read {item!r}; write name=value, name=value")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
-        out[name] = value
-    return out
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def short_label(cfg: RunConfig) -> str:
-    """``rop(z=1,lam=0.9) vs cc(tau=1) β=0``: the slider knobs plus parameters off their defaults."""
-    def part(name: str, table, params: dict) -> str:
-        rule = table.get(name)
-        shown = {k: v for k, v in params.items()
-                 if k in RULE_KNOBS or rule is None or rule.params.get(k) != v}
-        return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in shown.items())})" if shown else name
-
-    agg = "".join(f"{p}+" for p in cfg.pre_aggregators) + part(cfg.aggregator, AGGREGATORS, cfg.aggregator_params)
-    if cfg.attack == NO_ATTACK:
-        return f"no attack, {agg} β={_fmt(cfg.beta)}"
-    return f"{part(cfg.attack, ATTACKS, cfg.attack_params)} vs {agg} β={_fmt(cfg.beta)}"
 
 
 # --------------------------------------------------------------------------- runs
@@ -327,7 +280,7 @@ class Dashboard:
         att = ATTACKS.get(c["attack"].value)
         agg = AGGREGATORS.get(c["aggregator"].value)
         for name in RULE_KNOBS:
-            c[name].disabled = not (_knob_applies(att, name) or _knob_applies(agg, name))
+            c[name].disabled = not (knob_applies(att, name) or knob_applies(agg, name))
 
     # ------------------------------------------------------------------ public API
     def set(self, **values: Any) -> None:
@@ -439,7 +392,7 @@ class Dashboard:
     def _build_config(self, v: dict) -> RunConfig:
         att = ATTACKS.get(v["attack"]) if v["attack"] != NO_ATTACK else None
         agg = AGGREGATORS.get(v["aggregator"])
-        rule_kw = {name: float(v[name]) for name in RULE_KNOBS if _knob_applies(att, name) or _knob_applies(agg, name)}
+        rule_kw = {name: float(v[name]) for name in RULE_KNOBS if knob_applies(att, name) or knob_applies(agg, name)}
         rule_kw.update(parse_params(v["params"]))
         fields_kw = {k: rule_kw.pop(k) for k in list(rule_kw) if k in _CONFIG_FIELDS}
         base = {**self._base, **fields_kw, "dataset": v["dataset"], "partition": v["partition"],

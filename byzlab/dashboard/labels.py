@@ -1,0 +1,60 @@
+"""A dashboard setting as text: which rule parameters the sliders drive, the ``params``
+box read into values, and the short label of a config shown in the legend."""
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from ..config import NO_ATTACK, RunConfig
+from ..errors import ConfigError
+from ..registry import AGGREGATORS, ATTACKS
+
+__all__ = ["RULE_KNOBS", "knob_applies", "parse_params", "short_label"]
+
+#: knobs that are rule parameters (β is a config field)
+RULE_KNOBS = ("z", "lam", "tau")
+
+
+def knob_applies(rule, name: str) -> bool:
+    """A slider drives a rule parameter only when the rule has it with a numeric default."""
+    if rule is None or name not in rule.params:
+        return False
+    d = rule.params[name]
+    return isinstance(d, (int, float)) and not isinstance(d, bool)
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """``"iters=2, eps=0.5, first_round=zero"`` -> ``{"iters": 2, "eps": 0.5, "first_round": "zero"}``."""
+    out: dict[str, Any] = {}
+    for item in (text or "").replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, raw = item.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not sep or not name.isidentifier() or not raw:
+            raise ConfigError(f"params: cannot read {item!r}; write name=value, name=value")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+        out[name] = value
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def short_label(cfg: RunConfig) -> str:
+    """``rop(z=1,lam=0.9) vs cc(tau=1) β=0``: the slider knobs plus parameters off their defaults."""
+    def part(name: str, table, params: dict) -> str:
+        rule = table.get(name)
+        shown = {k: v for k, v in params.items()
+                 if k in RULE_KNOBS or rule is None or rule.params.get(k) != v}
+        return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in shown.items())})" if shown else name
+
+    agg = "".join(f"{p}+" for p in cfg.pre_aggregators) + part(cfg.aggregator, AGGREGATORS, cfg.aggregator_params)
+    if cfg.attack == NO_ATTACK:
+        return f"no attack, {agg} β={_fmt(cfg.beta)}"
+    return f"{part(cfg.attack, ATTACKS, cfg.attack_params)} vs {agg} β={_fmt(cfg.beta)}"
