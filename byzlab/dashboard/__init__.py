@@ -17,18 +17,8 @@ What is shown
 * a progress bar "round t / T, acc x%", a stop and a run button, and the one-line
   error of anything that went wrong in training.
 
-How a change is applied (``mode``)
-----------------------------------
-``fork`` (default): while the current run is still going, a change that keeps the
-clients (z, λ, τ, β, another attack with Byzantine clients, another aggregator)
-forks it from the current round (:meth:`Simulation.fork`); the old setting keeps
-training beside it as the *previous* curve, so both continue from the same
-state.  Changes of the data set, partition, epochs or of attack ↔ ``none``, and
-any change after the run has finished, restart from round 0.
-``restart``: every change starts a fresh run from round 0; the previous curve
-stays where it was.
-
-Training runs in one background (daemon) thread; the figure (a plotly
+How a change is applied (``mode``: ``fork`` or ``restart``) and how the
+training thread works: :mod:`byzlab.dashboard.session`.  The figure (a plotly
 ``FigureWidget``) is updated incrementally, at most every ``update_interval``
 seconds, with one batched restyle of the traces that received points.
 """
@@ -37,19 +27,16 @@ from __future__ import annotations
 import html
 import sys
 import threading
-import time
-import traceback
 import types
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..config import NO_ATTACK, RunConfig
-from ..data import DATASET_SPECS, cached_dataset, clear_dataset_cache
-from ..errors import ConfigError, one_line
+from ..data import DATASET_SPECS
 from ..registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, parse_params, short_label
+from .session import CONTROLS, MODES, LiveRun, LiveSession, clear_caches
 
-__all__ = ["Dashboard", "dashboard", "clear_caches", "parse_params", "short_label"]
+__all__ = ["Dashboard", "LiveSession", "dashboard", "clear_caches", "parse_params", "short_label"]
 
 #: knobs shown as sliders: name -> (label, kind, min, max, step)
 KNOBS = {
@@ -59,57 +46,11 @@ KNOBS = {
     "beta": ("β (momentum)", "linear", 0.0, 0.99, 0.01),
 }
 EMBEDDED = tuple(name for name, spec in DATASET_SPECS.items() if spec.source is None)  # offline
-MODES = ("fork", "restart")
-
-_CONFIG_FIELDS = {f.name for f in fields(RunConfig)}
-
-# --------------------------------------------------------------------------- caches (per process)
-#: no-attack baselines: RunConfig.key() of the baseline config -> its history rows
-_BASELINES: dict[str, list[dict]] = {}
-
-
-def clear_caches() -> None:
-    """Forget the cached data sets and no-attack baselines."""
-    clear_dataset_cache()
-    _BASELINES.clear()
-
-
-# --------------------------------------------------------------------------- runs
-@dataclass(eq=False)
-class _Run:
-    """One curve: a config, its simulation while it trains, and the rows it produced."""
-
-    config: RunConfig
-    sim: Any = None  # Simulation while unfinished
-    rows: list = field(default_factory=list)
-    total: int = 0
-    forked_at: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.sim is not None and not self.sim.done
-
-    @property
-    def t(self) -> int:
-        if self.sim is not None:
-            return self.sim.t
-        return int(self.rows[-1]["round"]) if self.rows else 0
-
-    @property
-    def label(self) -> str:
-        return short_label(self.config)
-
-
-@dataclass
-class _Request:
-    values: dict
-    restart: bool = False
-    at: float = 0.0  # time.monotonic() of the change
 
 
 # --------------------------------------------------------------------------- the dashboard
 class Dashboard:
-    """The widget tree, the figure and the background training thread.
+    """The widget tree and the figure of a :class:`LiveSession`, which trains in the background.
 
     Attributes
     ----------
@@ -124,6 +65,10 @@ class Dashboard:
         ``run``, ``stop`` and ``restart`` buttons.
     progress, status, diagnostics, error_box
         The progress bar, its label, the live Table III/CC numbers and the error line.
+    session
+        The :class:`LiveSession` (runs, training thread, error state); ``current``,
+        ``previous``, ``baseline``, ``error``, ``exception``, ``traceback``,
+        ``latency`` and ``update_interval`` are its attributes.
     """
 
     #: trace index of each (panel, run) in :attr:`figure`
@@ -138,47 +83,23 @@ class Dashboard:
                  lam: float = 0.9, tau: float = 1.0, eval_every: int | None = 1, seed: int = 0,
                  mode: str = "fork", params: str = "", update_interval: float = 0.25,
                  autostart: bool = True, **config: Any):
-        if mode not in MODES:
-            raise ConfigError(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
-        extra = {k: config.pop(k) for k in list(config) if k not in _CONFIG_FIELDS}
-        for key in ("aggregator_params", "attack_params"):
-            extra.update(config.pop(key, None) or {})
-        if extra:
-            params = ", ".join(filter(None, [params, *(f"{k}={v!r}" for k, v in extra.items())]))
-        self._base = {**config, "eval_every": eval_every, "seed": seed}
-        self.update_interval = float(update_interval)
-        # validate the starting point once, up front (one-line ConfigError)
-        self._initial = dict(dataset=dataset, attack=attack, aggregator=aggregator, partition=partition,
-                             epochs=epochs, beta=beta, z=z, lam=lam, tau=tau, mode=mode, params=params)
-        self._build_config(self._initial)
-
-        self._lock = threading.Lock()
+        # validates the starting point once, up front (one-line ConfigError)
+        self.session = LiveSession(dataset, attack=attack, aggregator=aggregator, partition=partition,
+                                   epochs=epochs, beta=beta, z=z, lam=lam, tau=tau, eval_every=eval_every,
+                                   seed=seed, mode=mode, params=params, update_interval=update_interval,
+                                   on_update=self._flush, **config)
         self._draw_lock = threading.Lock()
-        self._pending: _Request | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._suppress = False
-        self.current: _Run | None = None
-        self.previous: _Run | None = None
-        self.baseline: _Run | None = None
-        self.error = ""
-        self.exception: BaseException | None = None
-        self.traceback = ""
-        self._state = "idle"
-        self._changed_at: float | None = None
-        #: seconds from the last change of a control to its run's first new point on screen
-        self.latency: float | None = None
-        self._last_flush = 0.0
         self._shown: dict[int, tuple] = {}
         self._build_widgets()
         if autostart:
-            self._post(restart=True)
+            self.session.restart()
 
     # ------------------------------------------------------------------ widgets
     def _build_widgets(self) -> None:
         import ipywidgets as W
 
-        v = self._initial
+        v = self.session.values
         style = {"description_width": "96px"}
         lay = W.Layout(width="270px")
 
@@ -219,11 +140,11 @@ class Dashboard:
                                 layout=W.Layout(width="90px"))
         self.controls = c
 
-        for name in (*KNOBS, "attack", "aggregator", "dataset", "partition", "epochs", "mode", "params"):
+        for name in CONTROLS:
             c[name].observe(self._on_change, names="value")
         c["run"].on_click(lambda _: self.resume())
         c["stop"].on_click(lambda _: self.stop(wait=False))
-        c["restart"].on_click(lambda _: self._post(restart=True))
+        c["restart"].on_click(lambda _: self.restart())
 
         self.progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="300px"))
         self.status = W.HTML(value="starting …")
@@ -246,7 +167,6 @@ class Dashboard:
         self.widget = W.VBox([title, controls, W.HBox([self.progress, self.status]), self.diagnostics,
                               self.error_box, self.figure])
         self.widget.add_class("byzlab-dashboard")
-
     def _build_figure(self):
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
@@ -288,9 +208,9 @@ class Dashboard:
 
         ``dash.set(z=3.0)``, ``dash.set(attack="alie", beta=0.9)``, ``dash.set(params="iters=2")``.
         """
-        unknown = sorted(set(values) - set(self._value_names()))
+        unknown = sorted(set(values) - set(CONTROLS))
         if unknown:
-            raise KeyError(f"set: no control {unknown[0]!r}; controls: {', '.join(self._value_names())}")
+            raise KeyError(f"set: no control {unknown[0]!r}; controls: {', '.join(CONTROLS)}")
         self._suppress = True
         try:
             for name, value in values.items():
@@ -298,58 +218,86 @@ class Dashboard:
         finally:
             self._suppress = False
         self._sync_enabled()
-        self._post()
+        self.session.set(**self.values())  # the widgets' values, as they took them (e.g. clamped)
 
     def values(self) -> dict[str, Any]:
         """The current value of every control."""
-        return {name: self.controls[name].value for name in self._value_names()}
+        return {name: self.controls[name].value for name in CONTROLS}
 
     @property
     def config(self) -> RunConfig:
         """The RunConfig the controls describe now (ConfigError when they are invalid)."""
-        return self._build_config(self.values())
+        return self.session.build_config(self.values())
 
     @property
     def running(self) -> bool:
-        t = self._thread
-        return t is not None and t.is_alive()
+        return self.session.running
 
     @property
     def runs(self) -> dict[str, list[dict]]:
         """``{"current"|"previous"|"baseline": history rows}`` of the curves shown now."""
-        return {name: list(run.rows) for name, run in
-                (("current", self.current), ("previous", self.previous), ("baseline", self.baseline))
-                if run is not None}
+        return self.session.runs
+
+    # the session's runs and error state, read through the dashboard
+    @property
+    def current(self) -> LiveRun | None:
+        """The current setting's run."""
+        return self.session.current
+
+    @property
+    def previous(self) -> LiveRun | None:
+        """The previous setting's run."""
+        return self.session.previous
+
+    @property
+    def baseline(self) -> LiveRun | None:
+        """The no-attack baseline's run."""
+        return self.session.baseline
+
+    @property
+    def error(self) -> str:
+        """The one-line error shown (``""`` when none)."""
+        return self.session.error
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception behind :attr:`error`."""
+        return self.session.exception
+
+    @property
+    def traceback(self) -> str:
+        """The formatted traceback behind :attr:`error`."""
+        return self.session.traceback
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from the last change of a control to its run's first new point on screen."""
+        return self.session.latency
+
+    @property
+    def update_interval(self) -> float:
+        """The least number of seconds between two redraws while training."""
+        return self.session.update_interval
+
+    @update_interval.setter
+    def update_interval(self, seconds: float) -> None:
+        self.session.update_interval = float(seconds)
 
     def resume(self) -> None:
         """Continue the unfinished runs (or start the current setting if nothing is loaded)."""
-        self._post(restart=self.current is None)
+        self.session.resume()
 
     def restart(self) -> None:
         """Run the current setting again from round 0."""
-        self._post(restart=True)
+        self.session.restart()
 
     def stop(self, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop training (the runs keep their state: :meth:`resume` continues them)."""
-        with self._lock:
-            self._pending = None
-            self._stop.set()
-            thread = self._thread
-        if wait and thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self.session.stop(wait, timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until training finished or stopped; True if the thread is no longer running."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                thread = self._thread
-            if thread is None or not thread.is_alive():
-                return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            thread.join(left if left is None else min(left, 0.5))
+        return self.session.wait(timeout)
 
     def close(self) -> None:
         """Stop training and close the widgets."""
@@ -362,181 +310,26 @@ class Dashboard:
     def __repr__(self) -> str:
         cur = self.current
         where = f"round {cur.t}/{cur.total} of {cur.label}" if cur else "no run"
-        return f"<byzlab.Dashboard {self._state}: {where}>"
+        return f"<byzlab.Dashboard {self.session.state}: {where}>"
 
     # ------------------------------------------------------------------ change requests (UI thread)
-    def _value_names(self) -> tuple[str, ...]:
-        return (*KNOBS, "attack", "aggregator", "dataset", "partition", "epochs", "mode", "params")
-
     def _on_change(self, change) -> None:
         if self._suppress:
             return
         self._sync_enabled()
         if change["owner"] is self.controls["mode"]:
-            return  # applies to the next change
-        self._post()
-
-    def _post(self, restart: bool = False) -> None:
-        """Hand the controls' values to the training thread (starting it when needed)."""
-        req = _Request(self.values(), restart, time.monotonic())
-        with self._lock:
-            if self._pending is not None and self._pending.restart:
-                req.restart = True
-            self._pending = req
-            self._stop.clear()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._worker, name="byzlab-dashboard", daemon=True)
-                self._thread.start()
-
-    # ------------------------------------------------------------------ configs
-    def _build_config(self, v: dict) -> RunConfig:
-        att = ATTACKS.get(v["attack"]) if v["attack"] != NO_ATTACK else None
-        agg = AGGREGATORS.get(v["aggregator"])
-        rule_kw = {name: float(v[name]) for name in RULE_KNOBS if knob_applies(att, name) or knob_applies(agg, name)}
-        rule_kw.update(parse_params(v["params"]))
-        fields_kw = {k: rule_kw.pop(k) for k in list(rule_kw) if k in _CONFIG_FIELDS}
-        base = {**self._base, **fields_kw, "dataset": v["dataset"], "partition": v["partition"],
-                "attack": v["attack"], "aggregator": v["aggregator"], "beta": float(v["beta"]),
-                "epochs": int(v["epochs"])}
-        return RunConfig.make(base, **rule_kw)
-
-    @staticmethod
-    def _baseline_config(cfg: RunConfig) -> RunConfig:
-        return cfg.replace(attack=NO_ATTACK, attack_params={})
-
-    # ------------------------------------------------------------------ training thread
-    def _worker(self) -> None:
-        me = threading.current_thread()
-        while True:
-            try:
-                self._work()
-            except BaseException as e:  # noqa: BLE001 - shown in the dashboard, not lost in a log
-                self._state = "error"
-                self.exception = e
-                self.traceback = traceback.format_exc()
-                self.error = one_line(e)
-            self._flush(force=True)
-            with self._lock:
-                if self._pending is not None and not self._stop.is_set():
-                    continue  # a change arrived while this one finished: apply it
-                if self._thread is me:
-                    self._thread = None
-                return
-
-    def _work(self) -> None:
-        turn = 0
-        while True:
-            with self._lock:
-                if self._stop.is_set():
-                    self._state = "stopped"
-                    return
-                req, self._pending = self._pending, None
-            if req is not None:
-                self._changed_at = req.at
-                self._apply(req)
-                turn = 0
-                self._flush(force=True)
-                if self.current is None or not self.current.active:  # e.g. a cached baseline: all shown now
-                    self.latency, self._changed_at = time.monotonic() - req.at, None
-            runs = self._active_runs()
-            if not runs:
-                with self._lock:
-                    if self._pending is None:
-                        self._state = "done"
-                        return
-                continue
-            self._state = "running"
-            run = runs[turn % len(runs)]
-            turn += 1
-            self._advance(run)
-            urgent = self._changed_at is not None and run is self.current
-            self._flush(force=urgent)
-            if urgent:  # the new setting's first point is on screen
-                self.latency, self._changed_at = time.monotonic() - self._changed_at, None
-
-    def _active_runs(self) -> list[_Run]:
-        out: list[_Run] = []
-        for run in (self.current, self.baseline, self.previous):
-            if run is not None and run.active and run not in out:
-                out.append(run)
-        return out
-
-    def _advance(self, run: _Run) -> None:
-        sim = run.sim
-        try:
-            sim.advance(sim.eval_every, callback=run.rows.append)
-        except BaseException:
-            run.sim = None  # its state may be half-updated: never continue nor fork it
-            raise
-        if sim.done:
-            run.sim = None  # frees the (k, d) state; the rows stay
-            if run.config.attack == NO_ATTACK:
-                _BASELINES[run.config.key()] = list(run.rows)
-
-    def _new_run(self, cfg: RunConfig) -> _Run:
-        from ..simulator import Simulation
-
-        sim = Simulation(cfg, dataset=cached_dataset(cfg.dataset, cfg.data_root, cfg.download))
-        return _Run(cfg, sim, [], sim.total_rounds)
-
-    def _baseline_for(self, cfg: RunConfig) -> _Run:
-        """The no-attack run of ``cfg``: on screen (still training or complete), cached, or a new one."""
-        key = cfg.key()
-        for run in (self.baseline, self.current, self.previous):
-            if (run is not None and run.config.attack == NO_ATTACK and run.config.key() == key
-                    and (run.sim is not None or (run.rows and run.t >= run.total))):
-                return run
-        if key in _BASELINES:
-            rows = _BASELINES[key]
-            return _Run(cfg, None, list(rows), int(rows[-1]["round"]) if rows else 0)
-        return self._new_run(cfg)
-
-    def _apply(self, req: _Request) -> None:
-        """Turn the controls' values into runs: fork or restart the current one, find the baseline."""
-        self.error, self.exception, self.traceback = "", None, ""
-        cfg = self._build_config(req.values)
-        old, old_prev, old_base = self.current, self.previous, self.baseline
-        if old is not None and not req.restart and old.config == cfg:
-            return  # nothing changed: continue what is there
-        new = None
-        if cfg.attack == NO_ATTACK:
-            new = self._baseline_for(cfg)
-        elif req.values["mode"] == "fork" and not req.restart and old is not None and old.active:
-            changes = {f: getattr(cfg, f) for f in _CONFIG_FIELDS if getattr(cfg, f) != getattr(old.config, f)}
-            try:
-                child = old.sim.fork(**changes)
-            except ConfigError:
-                raise
-            except ValueError:
-                child = None  # the data or the clients change: restart instead
-            if child is not None:
-                new = _Run(cfg, child, [dict(r) for r in child.history[-1:]], child.total_rounds, child.t)
-        if new is None:
-            new = self._new_run(cfg)
-        baseline = new if cfg.attack == NO_ATTACK else self._baseline_for(self._baseline_config(cfg))
-        if old is not None and old is not new:
-            if not new.forked_at and old is not baseline:
-                old.sim = None  # restarted: the previous curve stays where it was
-            self.previous = old  # forked: it keeps training beside the new one
-        self.current, self.baseline = new, baseline
-        # runs that left the screen drop their simulation (memory)
-        shown = (self.current, self.previous, self.baseline)
-        for run in (old_prev, old_base):
-            if run is not None and all(run is not s for s in shown):
-                run.sim = None
-
-    # ------------------------------------------------------------------ display (batched)
-    def _flush(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_flush < self.update_interval:
+            self.session.update(mode=change["new"])  # applies to the next change
             return
-        self._last_flush = now
+        self.session.set(**self.values())
+
+    # ------------------------------------------------------------------ display (batched; training thread)
+    def _flush(self) -> None:
+        """Redraw: the session's ``on_update`` (it throttles the calls to ``update_interval``)."""
         try:
             with self._draw_lock:
                 self._draw()
         except Exception as e:  # noqa: BLE001 - e.g. the front end went away; keep the message
-            if not self.error:
-                self.error = one_line(e)
+            self.session.keep_error(e)
             self.error_box.value = self._error_html()
 
     def _draw(self) -> None:
@@ -588,7 +381,7 @@ class Dashboard:
             if cur.forked_at:
                 parts.append(f"forked at round {cur.forked_at}")
         state = {"running": "training…", "done": "done", "stopped": "stopped", "error": "error",
-                 "idle": "starting…"}[self._state]
+                 "idle": "starting…"}[self.session.state]
         parts.append(f"<i>{state}</i>")
         self.status.value = " · ".join(parts)
         self.diagnostics.value = self._diag_html()
@@ -614,6 +407,7 @@ class Dashboard:
         if not self.error:
             return ""
         return f"<span style='color:#b00020'><b>error:</b> {html.escape(self.error)}</span>"
+
 
 
 def dashboard(dataset: str = "mnist5k", **kwargs: Any) -> Dashboard:
