@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import byzlab.simulator
-from byzlab.dashboard.session import CONTROLS, LiveSession, clear_caches
+from byzlab.config import RunConfig
+from byzlab.dashboard.session import CONTROLS, DEFAULT_BETA, LiveSession, clear_caches
 from byzlab.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,3 +223,5 @@ def test_session_and_dashboard_defaults_agree():
     shared = [name for name in session if name in view and name != "config"]
     assert {"dataset", "beta", "z", "lam", "tau", "epochs", "mode"} <= set(shared)
     assert {name: view[name].default for name in shared} == {name: session[name].default for name in shared}
+    # the dashboard starts at β = 0 (the attacks show within a minute), not at the paper's 0.9
+    assert session["beta"].default == DEFAULT_BETA == 0.0 and RunConfig().beta == 0.9

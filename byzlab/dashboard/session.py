@@ -35,7 +35,12 @@ from ..errors import ConfigError, one_line
 from ..registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, parse_params, short_label
 
-__all__ = ["LiveSession", "LiveRun", "CONTROLS", "MODES", "clear_caches"]
+__all__ = ["LiveSession", "LiveRun", "CONTROLS", "DEFAULT_BETA", "MODES", "clear_caches"]
+
+#: The β (worker momentum) a dashboard starts at: 0, not the paper's 0.9 (RunConfig's
+#: default).  At β = 0 the attacks' effect shows within a minute of training; the
+#: paper's β = 0.9, where worker momentum protects CC, is one slider move away.
+DEFAULT_BETA = 0.0
 
 MODES = ("fork", "restart")
 #: the values a session is set with (a dashboard's controls), in the order of :attr:`LiveSession.values`
@@ -108,7 +113,7 @@ class LiveSession:
     """
 
     def __init__(self, dataset: str = "mnist5k", *, attack: str = "rop", aggregator: str = "cc",
-                 partition: str = "iid", epochs: int = 30, beta: float = 0.0, z: float = 1.0,
+                 partition: str = "iid", epochs: int = 30, beta: float = DEFAULT_BETA, z: float = 1.0,
                  lam: float = 0.9, tau: float = 1.0, eval_every: int | None = 1, seed: int = 0,
                  mode: str = "fork", params: str = "", update_interval: float = 0.25,
                  on_update: Callable[[], Any] | None = None, **config: Any):

@@ -28,7 +28,7 @@ from ..config import NO_ATTACK, RunConfig
 from ..data import DATASET_SPECS
 from ..registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, short_label
-from .session import CONTROLS, MODES, LiveRun, LiveSession
+from .session import CONTROLS, DEFAULT_BETA, MODES, LiveRun, LiveSession
 
 __all__ = ["Dashboard", "KNOBS", "EMBEDDED"]
 
@@ -73,7 +73,7 @@ class Dashboard:
     }
 
     def __init__(self, dataset: str = "mnist5k", *, attack: str = "rop", aggregator: str = "cc",
-                 partition: str = "iid", epochs: int = 30, beta: float = 0.0, z: float = 1.0,
+                 partition: str = "iid", epochs: int = 30, beta: float = DEFAULT_BETA, z: float = 1.0,
                  lam: float = 0.9, tau: float = 1.0, eval_every: int | None = 1, seed: int = 0,
                  mode: str = "fork", params: str = "", update_interval: float = 0.25,
                  autostart: bool = True, **config: Any):
