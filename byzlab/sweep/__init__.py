@@ -76,14 +76,14 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
-from .config import RunConfig, resolve_device
-from .data import DATASET_SPECS, cached_dataset
-from .errors import ConfigError, one_line
-from .experiments import Profile, load_profile
-from . import checkpoint
-from .registry import load_plugin
-from .interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
-from .store import ResultStore, results_table, table4
+from ..config import RunConfig, resolve_device
+from ..data import DATASET_SPECS, cached_dataset
+from ..errors import ConfigError, one_line
+from ..experiments import Profile, load_profile
+from .. import checkpoint
+from ..registry import load_plugin
+from ..interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
+from ..store import ResultStore, results_table, table4
 
 __all__ = [
     "Plan",
@@ -179,7 +179,7 @@ def _stand_in(name: str, k: int, b: int, n_test: int):
     """Random data with the shape, classes and augmentation of data set ``name`` (timing only)."""
     import torch
 
-    from .data import Dataset
+    from ..data import Dataset
 
     spec = DATASET_SPECS[name]
     shape, classes = spec.shape, spec.num_classes
@@ -203,8 +203,8 @@ def calibrate(cfg: RunConfig, *, threads: int | None = None, rounds: int = 3, mi
     """
     import torch
 
-    from .data import load_dataset
-    from .simulator import Simulation
+    from ..data import load_dataset
+    from ..simulator import Simulation
 
     n_test = DATASET_SPECS[cfg.dataset].n_test
     old_threads = torch.get_num_threads()
@@ -395,8 +395,8 @@ def _outcome(cfg: RunConfig, result=None, error: BaseException | None = None, at
 
 def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
     """Run one config to the end, continuing from and saving to its checkpoint."""
-    from .interrupts import RoundInterrupt
-    from .simulator import Simulation
+    from ..interrupts import RoundInterrupt
+    from ..simulator import Simulation
 
     t0 = time.perf_counter()
     data = cached_dataset(cfg.dataset, cfg.data_root, cfg.download, resolve_device(cfg.device))
@@ -419,8 +419,8 @@ def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
 
 def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Callable[[dict], None]) -> None:
     """Run compatible configs together in one :class:`BatchedSimulation`; emit each as it finishes."""
-    from .batched import BatchedSimulation
-    from .interrupts import RoundInterrupt
+    from ..batched import BatchedSimulation
+    from ..interrupts import RoundInterrupt
 
     t0 = time.perf_counter()
     bsim = BatchedSimulation(cfgs, dataset=cached_dataset(cfgs[0].dataset, cfgs[0].data_root, cfgs[0].download,
@@ -743,7 +743,7 @@ def _jobs(todo: list[RunConfig], batch: int) -> list[list[RunConfig]]:
     """Group runs into jobs of up to ``batch`` runs sharing a :func:`batch_key`, in plan order."""
     if batch <= 1:
         return [[c] for c in todo]
-    from .batched import batch_key
+    from ..batched import batch_key
 
     groups: dict[tuple, list[RunConfig]] = {}
     for c in todo:
@@ -1169,10 +1169,11 @@ def _render(out: Path, store_root: Path, print_fn: Callable[[str], None]) -> boo
     """Render the figure notebooks from the stored results (byzlab.figures, imported only now)."""
     import importlib
 
+    name = f"{__package__.rpartition('.')[0]}.figures"  # byzlab.figures, beside this package
     try:
-        figures = importlib.import_module(f"{__package__}.figures")
+        figures = importlib.import_module(name)
     except ImportError as e:
-        if e.name != f"{__package__}.figures":  # figures itself failed to import something: show it
+        if e.name != name:  # figures itself failed to import something: show it
             raise
         print_fn("byzlab sweep: byzlab.figures is not available; skipping the notebooks")
         return False
@@ -1194,7 +1195,7 @@ def _seeds(text: str) -> list[int]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``byzlab sweep``: registered by :mod:`byzlab.cli`."""
-    from .cli import add_run_options
+    from ..cli import add_run_options
 
     p = subparsers.add_parser(
         "sweep", help="run a whole profile (the paper) resumably, then render the notebooks",
@@ -1238,7 +1239,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .cli import config_overrides
+    from ..cli import config_overrides
 
     overrides = config_overrides(args)
     if args.grad_engine is not None:
