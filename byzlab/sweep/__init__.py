@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import platform
@@ -83,7 +82,8 @@ from ..experiments import Profile, load_profile
 from .. import checkpoint
 from ..registry import load_plugin
 from ..interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
-from ..store import ResultStore, results_table, table4
+from ..store import ResultStore, table4
+from .output import collect, read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
 
 __all__ = [
@@ -191,20 +191,6 @@ def calibrate(cfg: RunConfig, *, threads: int | None = None, rounds: int = 3, mi
         torch.set_num_threads(old_threads)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
 @dataclass
 class Estimate:
     """Estimated seconds of each run, and how they were obtained (one row per group in ``groups``)."""
@@ -244,10 +230,10 @@ def estimate(plan: Plan, *, threads: int = 1, calibrate_missing: bool = True, ro
     the group has no estimate.
     """
     cache_path = plan.store.root / ".calibration.json"
-    cache = _read_json(cache_path)
+    cache = read_json(cache_path)
     finished: dict[tuple, list[float]] = {}
     for cfg in plan.done:
-        meta = _read_json(plan.store.path(cfg) / "meta.json")
+        meta = read_json(plan.store.path(cfg) / "meta.json")
         if meta.get("wall_seconds") and meta.get("rounds_computed"):
             finished.setdefault(_group(cfg), []).append(meta["wall_seconds"] / meta["rounds_computed"])
     groups: dict[tuple, list[RunConfig]] = {}
@@ -269,7 +255,7 @@ def estimate(plan: Plan, *, threads: int = 1, calibrate_missing: bool = True, ro
                 if log:
                     log(f"calibrating {g[0]}/{g[1]} ({rounds}+ timed rounds on this machine) ...")
                 cal = cache[ckey] = calibrate(cfgs[0], threads=threads, rounds=rounds)
-                _write_json(cache_path, cache)
+                write_json(cache_path, cache)
             if cal is not None:
                 scale = cfgs[0].n_compute / cal["n_compute"]
                 ref = cfgs[0]
@@ -780,60 +766,19 @@ def _auto_batch(plan: Plan, todo: list[RunConfig], threads: int, workers: int) -
     import torch
 
     cache_path = plan.store.root / ".calibration.json"
-    cache = _read_json(cache_path)
+    cache = read_json(cache_path)
     need = 0
     for cfg in {_calibration_key(c, threads): c for c in todo}.values():
         ckey = _calibration_key(cfg, threads)
         if ckey not in cache:
             cache[ckey] = calibrate(cfg, threads=threads)
-            _write_json(cache_path, cache)
+            write_json(cache_path, cache)
             torch.cuda.empty_cache()  # give the workers what the calibration held
         need = max(need, cache[ckey].get("peak_bytes") or 0)
     if not need:
         return 1
     free, _ = torch.cuda.mem_get_info()
     return int(max(1, min(32, 0.8 * free / max(1, workers) / (1.25 * need))))
-
-
-# =========================================================================== results
-def collect(plan: Plan) -> pd.DataFrame:
-    """One tidy row per stored run of the plan, with the experiments it belongs to (``a;b``)."""
-    results = [r for r in (plan.store.get(c) for c in plan.configs) if r is not None]
-    df = results_table(results)
-    if len(df):
-        df.insert(1, "experiments", df["key"].map(lambda k: ";".join(plan.experiments.get(k, ()))))
-    return df
-
-
-def _write_table(df: pd.DataFrame, path: Path) -> list[Path]:
-    """CSV (and parquet when pyarrow is installed), each written to a temporary file and renamed."""
-    written = []
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    written.append(path)
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return written
-    pq = path.with_suffix(".parquet")
-    tmp = pq.with_name(f".{pq.name}.tmp{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, pq)
-    written.append(pq)
-    return written
-
-
-def write_results(plan: Plan, out: Path) -> pd.DataFrame:
-    """``<out>/results.csv`` (+ parquet) and, when the profile has Table IV, ``<out>/table4.csv``."""
-    df = collect(plan)
-    _write_table(df, out / "results.csv")
-    if len(df) and "experiments" in df and df["experiments"].str.split(";").map(lambda e: "table4" in e).any():
-        t4 = table4(df, paper=True)
-        tmp = out / f".table4.csv.tmp{os.getpid()}"
-        t4.to_csv(tmp, index=False)
-        os.replace(tmp, out / "table4.csv")
-    return df
 
 
 @dataclass
@@ -909,7 +854,7 @@ def _resolve_profile(profile: str | os.PathLike | Profile, out: Path, resume: bo
         if overrides or seeds:
             raise ConfigError("resume: continues the sweep as it was started; drop the run options "
                               "(or rerun without --resume to change the grid)")
-        return load_profile(swept), _read_json(out / "sweep.json").get("profile_source", str(swept))
+        return load_profile(swept), read_json(out / "sweep.json").get("profile_source", str(swept))
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     source = str(profile.path if isinstance(profile, Profile) else profile)
     if seeds is not None:
@@ -968,7 +913,7 @@ def _prepare(profile, out, store, resume, experiments, workers, threads, engine,
     if store is not None:
         root = Path(store)
     else:  # rerunning a sweep started with --store keeps using that store
-        root = Path(_read_json(out / "sweep.json").get("store") or out / "store")
+        root = Path(read_json(out / "sweep.json").get("store") or out / "store")
     plan = make_plan(prof, ResultStore(root), experiments)
     if workers is None:
         on_cuda = bool(plan.configs) and resolve_device(plan.configs[0].device).type == "cuda"
@@ -1053,7 +998,7 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
     with _out_lock(out):
         if not resume:
             prof.save(out / "profile.yaml")
-        _write_json(out / "sweep.json", {
+        write_json(out / "sweep.json", {
             "profile_source": source, "store": str(plan.store.root.resolve()), "engine": engine, "address": address,
             "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
         plan.store.clean_temporaries()

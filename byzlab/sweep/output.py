@@ -1,0 +1,77 @@
+"""What a sweep writes besides the store: the results tables, and small JSON files written atomically.
+
+:func:`write_results` writes ``<out>/results.csv`` (one row per stored run of the
+plan, from :func:`collect`; also ``results.parquet`` when pyarrow is installed) and,
+when the profile has Table IV, ``<out>/table4.csv``.  Every file is written to a
+temporary name and renamed, so that a sweep killed meanwhile never leaves half a
+file.  :func:`read_json` and :func:`write_json` serve ``<out>/sweep.json`` and the
+calibration cache (:mod:`byzlab.sweep.estimate`).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..store import results_table, table4
+from .plan import Plan
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in ``path``; ``{}`` when the file is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` as JSON, through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def collect(plan: Plan) -> pd.DataFrame:
+    """One tidy row per stored run of the plan, with the experiments it belongs to (``a;b``)."""
+    results = [r for r in (plan.store.get(c) for c in plan.configs) if r is not None]
+    df = results_table(results)
+    if len(df):
+        df.insert(1, "experiments", df["key"].map(lambda k: ";".join(plan.experiments.get(k, ()))))
+    return df
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> list[Path]:
+    """CSV (and parquet when pyarrow is installed), each written to a temporary file and renamed."""
+    written = []
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    written.append(path)
+    try:
+        importlib.import_module("pyarrow")  # installed?
+    except ImportError:
+        return written
+    pq = path.with_suffix(".parquet")
+    tmp = pq.with_name(f".{pq.name}.tmp{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, pq)
+    written.append(pq)
+    return written
+
+
+def write_results(plan: Plan, out: Path) -> pd.DataFrame:
+    """``<out>/results.csv`` (+ parquet) and, when the profile has Table IV, ``<out>/table4.csv``."""
+    df = collect(plan)
+    _write_table(df, out / "results.csv")
+    if len(df) and "experiments" in df and df["experiments"].str.split(";").map(lambda e: "table4" in e).any():
+        t4 = table4(df, paper=True)
+        tmp = out / f".table4.csv.tmp{os.getpid()}"
+        t4.to_csv(tmp, index=False)
+        os.replace(tmp, out / "table4.csv")
+    return df
