@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import os
 import platform
 import signal
@@ -76,13 +75,14 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 from ..config import RunConfig, resolve_device
-from ..data import DATASET_SPECS, cached_dataset
+from ..data import cached_dataset
 from ..errors import ConfigError, one_line
 from ..experiments import Profile, load_profile
 from .. import checkpoint
 from ..registry import load_plugin
 from ..interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
 from ..store import ResultStore, table4
+from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration, speed_group
 from .output import collect, read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
 
@@ -101,192 +101,6 @@ __all__ = [
 ]
 
 ENGINES = ("local", "ray")
-
-def _model(cfg: RunConfig) -> str:
-    return cfg.model or DATASET_SPECS[cfg.dataset].model
-
-
-# =========================================================================== estimates
-def _calibration_key(cfg: RunConfig, threads: int) -> str:
-    """What the speed of a round depends on (besides the number of clients, scaled linearly)."""
-    import torch
-
-    dev = resolve_device(cfg.device)
-    return "|".join(map(str, (platform.node(), cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, cfg.precision,
-                              dev.type, cfg.engine, threads, torch.__version__)))
-
-
-def _stand_in(name: str, k: int, b: int, n_test: int):
-    """Random data with the shape, classes and augmentation of data set ``name`` (timing only)."""
-    import torch
-
-    from ..data import Dataset
-
-    spec = DATASET_SPECS[name]
-    shape, classes = spec.shape, spec.num_classes
-    g = torch.Generator().manual_seed(0)
-    n = 2 * k * b
-    return Dataset(name, torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g),
-                   torch.randn(n_test, *shape, generator=g), torch.randint(0, classes, (n_test,), generator=g),
-                   classes, spec.augment, spec.model)
-
-
-def calibrate(cfg: RunConfig, *, threads: int | None = None, rounds: int = 3, min_seconds: float = 1.0,
-              eval_samples: int = 1000) -> dict:
-    """Time a few rounds and one evaluation of ``cfg`` on this machine.
-
-    Returns ``seconds_per_round`` (training only), ``seconds_per_eval`` (scaled to the
-    full test set), ``seconds_setup`` (building the model and client shards),
-    ``n_compute`` (clients computing gradients in the timed rounds), ``stand_in`` (True
-    when the data set was not on disk and random data of its shape was used) and, on
-    CUDA, ``peak_bytes`` (memory of one run, to size GPU batches).
-    One untimed warm-up round absorbs one-off costs (allocations, kernel selection).
-    """
-    import torch
-
-    from ..data import load_dataset
-    from ..simulator import Simulation
-
-    n_test = DATASET_SPECS[cfg.dataset].n_test
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        try:
-            data, stand_in = load_dataset(cfg.dataset, root=cfg.data_root, download=False), False
-        except (ValueError, OSError, RuntimeError):
-            data, stand_in = _stand_in(cfg.dataset, cfg.k, cfg.b, min(eval_samples, n_test)), True
-        used = min(eval_samples, data.x_test.shape[0])
-        data = dataclasses.replace(data, x_test=data.x_test[:used], y_test=data.y_test[:used])
-        probe = cfg.replace(partition="iid", max_rounds=None, eval_every=None)  # speed is partition-free
-        dev = resolve_device(cfg.device)
-        data = data.to(dev)  # shared by all runs of a batch: not part of one run's memory
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-            base = torch.cuda.memory_allocated(dev)
-        t0 = time.perf_counter()
-        sim = Simulation(probe, dataset=data)
-        setup = time.perf_counter() - t0
-        sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-        sim.step()  # warm-up, untimed
-        sync()
-        n, t0 = 0, time.perf_counter()
-        while n < rounds or (time.perf_counter() - t0 < min_seconds and n < 50):
-            sim.step()
-            sync()
-            n += 1
-        per_round = (time.perf_counter() - t0) / n
-        t0 = time.perf_counter()
-        sim.evaluate()
-        sync()
-        per_eval = (time.perf_counter() - t0) * n_test / used
-        out = {"seconds_per_round": per_round, "seconds_per_eval": per_eval, "seconds_setup": setup,
-               "n_compute": sim.n_compute,
-               "rounds_timed": n, "stand_in": stand_in, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
-        if dev.type == "cuda":
-            out["peak_bytes"] = int(torch.cuda.max_memory_allocated(dev) - base)
-        return out
-    finally:
-        torch.set_num_threads(old_threads)
-
-
-@dataclass
-class Estimate:
-    """Estimated seconds of each run, and how they were obtained (one row per group in ``groups``)."""
-
-    seconds: dict[str, float | None]
-    groups: pd.DataFrame
-    threads: int
-
-    def total(self, keys: Iterable[str]) -> tuple[float, int]:
-        """(estimated seconds, number of runs without an estimate) over ``keys``."""
-        s, unknown = 0.0, 0
-        for k in keys:
-            v = self.seconds.get(k)
-            if v is None:
-                unknown += 1
-            else:
-                s += v
-        return s, unknown
-
-
-def _group(cfg: RunConfig) -> tuple:
-    return (cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, cfg.n_compute, cfg.precision,
-            resolve_device(cfg.device).type)
-
-
-def estimate(plan: Plan, *, threads: int = 1, calibrate_missing: bool = True, rounds: int = 3,
-             log: Callable[[str], None] | None = None) -> Estimate:
-    """Estimated seconds per run of ``plan``, from measured per-round speeds.
-
-    Per group of runs with the same data set, model, norm, k, b, number of clients
-    computing gradients, precision and device: the median all-in seconds per round
-    (training, evaluations, setup) of runs of the group already computed by a sweep
-    (``wall_seconds / rounds_computed`` in their meta), else a calibration of this
-    machine (:func:`calibrate`; cached in ``<store>/.calibration.json``), whose
-    round time is scaled linearly to the group's number of computing clients and
-    to which the evaluations are added.  Without either (``calibrate_missing=False``)
-    the group has no estimate.
-    """
-    cache_path = plan.store.root / ".calibration.json"
-    cache = read_json(cache_path)
-    finished: dict[tuple, list[float]] = {}
-    for cfg in plan.done:
-        meta = read_json(plan.store.path(cfg) / "meta.json")
-        if meta.get("wall_seconds") and meta.get("rounds_computed"):
-            finished.setdefault(_group(cfg), []).append(meta["wall_seconds"] / meta["rounds_computed"])
-    groups: dict[tuple, list[RunConfig]] = {}
-    for cfg in plan.configs:
-        groups.setdefault(_group(cfg), []).append(cfg)
-    seconds: dict[str, float | None] = {}
-    rows = []
-    done = {d.key() for d in plan.done}
-    for g, cfgs in groups.items():
-        todo = [c for c in cfgs if c.key() not in done]
-        per_round, source = None, "no estimate (calibration skipped)"
-        if g in finished:
-            per_round = float(pd.Series(finished[g]).median())
-            source = f"{len(finished[g])} finished run{'s' * (len(finished[g]) != 1)}"
-        else:
-            ckey = _calibration_key(cfgs[0], threads)
-            cal = cache.get(ckey)
-            if cal is None and calibrate_missing and todo:
-                if log:
-                    log(f"calibrating {g[0]}/{g[1]} ({rounds}+ timed rounds on this machine) ...")
-                cal = cache[ckey] = calibrate(cfgs[0], threads=threads, rounds=rounds)
-                write_json(cache_path, cache)
-            if cal is not None:
-                scale = cfgs[0].n_compute / cal["n_compute"]
-                ref = cfgs[0]
-                sched = ref.schedule()
-                per_round = cal["seconds_per_round"] * scale + \
-                    (cal["seconds_per_eval"] * sched.n_evaluations + cal.get("seconds_setup", 0.0)) / sched.total_rounds
-                source = f"calibration, {cal['rounds_timed']} rounds" + \
-                         (" on stand-in data" if cal.get("stand_in") else "") + f" ({cal['measured_at']})"
-        for c in cfgs:
-            seconds[c.key()] = None if per_round is None else per_round * c.schedule().total_rounds
-        rounds_per_run = int(pd.Series([c.schedule().total_rounds for c in cfgs]).median())
-        rows.append({"dataset": g[0], "model": g[1], "clients": g[5], "device": g[7], "runs": len(cfgs),
-                     "to_run": len(todo), "rounds_per_run": rounds_per_run, "seconds_per_round": per_round,
-                     "hours_per_run": None if per_round is None else per_round * rounds_per_run / 3600,
-                     "source": source})
-    return Estimate(seconds, pd.DataFrame(rows), threads)
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    if seconds < 10:
-        return f"{seconds:.2g}s"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}min"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f} days"
-
 
 # =========================================================================== running (worker side)
 _LOADED_PLUGINS: set[str] = set()
@@ -596,7 +410,7 @@ class _Tracker:
         parts = []
         eta = self.eta()
         if eta is not None:
-            parts.append(f"eta {_fmt_duration(eta)}")
+            parts.append(f"eta {format_duration(eta)}")
         if self.diverged:
             parts.append(f"{self.diverged} diverged")
         if self.failed:
@@ -656,9 +470,9 @@ class _Tracker:
             self.actual += wall
             self.predicted += predicted * rounds / cfg.schedule().total_rounds
             return
-        group, per_round = _group(cfg), wall / rounds
+        group, per_round = speed_group(cfg), wall / rounds
         for k in self.remaining:
-            if self.est.seconds.get(k) is None and _group(self.by_key[k]) == group:
+            if self.est.seconds.get(k) is None and speed_group(self.by_key[k]) == group:
                 self.est.seconds[k] = per_round * self.by_key[k].schedule().total_rounds
 
     def close(self) -> None:
@@ -759,28 +573,6 @@ def _run_ray(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, *, addr
             ray.shutdown()
 
 
-def _auto_batch(plan: Plan, todo: list[RunConfig], threads: int, workers: int) -> int:
-    """Runs per job: 1 on CPU; on CUDA as many as fit in memory (measured for one run), at most 32."""
-    if not todo or resolve_device(todo[0].device).type != "cuda":
-        return 1
-    import torch
-
-    cache_path = plan.store.root / ".calibration.json"
-    cache = read_json(cache_path)
-    need = 0
-    for cfg in {_calibration_key(c, threads): c for c in todo}.values():
-        ckey = _calibration_key(cfg, threads)
-        if ckey not in cache:
-            cache[ckey] = calibrate(cfg, threads=threads)
-            write_json(cache_path, cache)
-            torch.cuda.empty_cache()  # give the workers what the calibration held
-        need = max(need, cache[ckey].get("peak_bytes") or 0)
-    if not need:
-        return 1
-    free, _ = torch.cuda.mem_get_info()
-    return int(max(1, min(32, 0.8 * free / max(1, workers) / (1.25 * need))))
-
-
 @dataclass
 class SweepSummary:
     """What a sweep did: counts, the failures, and the results table (``table``)."""
@@ -807,7 +599,7 @@ class SweepSummary:
     def __str__(self) -> str:
         s = (f"sweep {self.profile}: {self.done}/{self.total} runs stored ({self.done_before} before, "
              f"{self.computed} computed now, {self.diverged} diverged), {len(self.failed)} failed, "
-             f"{_fmt_duration(self.seconds)}; results: {self.out / 'results.csv'}")
+             f"{format_duration(self.seconds)}; results: {self.out / 'results.csv'}")
         return s
 
     __repr__ = __str__
@@ -815,7 +607,7 @@ class SweepSummary:
     def _repr_html_(self) -> str:
         counts = pd.DataFrame([{"runs": self.total, "stored": self.done, "computed now": self.computed,
                                 "diverged": self.diverged, "failed": len(self.failed),
-                                "time": _fmt_duration(self.seconds)}])
+                                "time": format_duration(self.seconds)}])
         return f"<b>sweep {self.profile}</b> → {self.out}" + counts.to_html(index=False)
 
 
@@ -881,15 +673,15 @@ def dry_run(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLi
     g = est.groups.copy()
     if len(g):
         g["s/round"] = g["seconds_per_round"].map(lambda v: "?" if v is None or pd.isna(v) else f"{v:.3g}")
-        g["time/run"] = [_fmt_duration(None if pd.isna(v) else v * 3600) for v in g["hours_per_run"]]
+        g["time/run"] = [format_duration(None if pd.isna(v) else v * 3600) for v in g["hours_per_run"]]
         cols = ["dataset", "model", "clients", "device", "runs", "to_run", "rounds_per_run", "s/round",
                 "time/run", "source"]
         print_fn(f"measured speed ({threads} thread{'s' * (threads != 1)} per run; s/round includes evaluations):")
         print_fn(g[cols].to_string(index=False))
     left, unknown = est.total(c.key() for c in plan.todo)
     parallel = max(1, workers)  # workers=0 runs them one by one in this process
-    line = (f"estimate for the {len(plan.todo)} runs to do: {_fmt_duration(left)} of compute, about "
-            f"{_fmt_duration(left / parallel)} with {parallel} parallel run{'s' * (parallel != 1)}")
+    line = (f"estimate for the {len(plan.todo)} runs to do: {format_duration(left)} of compute, about "
+            f"{format_duration(left / parallel)} with {parallel} parallel run{'s' * (parallel != 1)}")
     if engine == "ray":
         line += " (on Ray: divide the compute by the runs the cluster holds at once)"
     if unknown:
@@ -1003,7 +795,7 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
             "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
         plan.store.clean_temporaries()
         if batch is None:
-            batch = _auto_batch(plan, plan.todo, threads, workers) if engine == "local" else 1
+            batch = auto_batch(plan, plan.todo, threads, workers) if engine == "local" else 1
         jobs = make_jobs(plan.todo, batch)
         est = estimate(plan, threads=threads, calibrate_missing=False)
         parallel = workers if engine == "local" else max(1, workers)
