@@ -62,11 +62,9 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import platform
 import signal
 import sys
 import time
-import traceback
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +73,6 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 from ..config import RunConfig, resolve_device
-from ..data import cached_dataset
 from ..errors import ConfigError, one_line
 from ..experiments import Profile, load_profile
 from .. import checkpoint
@@ -85,6 +82,7 @@ from ..store import ResultStore, table4
 from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration, speed_group
 from .output import collect, read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
+from .worker import execute_job, load_plugins, ray_job, worker_main
 
 __all__ = [
     "Plan",
@@ -101,179 +99,6 @@ __all__ = [
 ]
 
 ENGINES = ("local", "ray")
-
-# =========================================================================== running (worker side)
-_LOADED_PLUGINS: set[str] = set()
-
-
-def _load_plugins(plugins: Iterable[str]) -> None:
-    for p in plugins:
-        if p not in _LOADED_PLUGINS:
-            load_plugin(p)
-            _LOADED_PLUGINS.add(p)
-
-
-def _finish(result, t0: float, start: int, sim, batch: int = 1) -> Any:
-    import torch
-
-    result.meta.update(wall_seconds=(time.perf_counter() - t0) / batch, rounds_computed=sim.t - start,
-                       resumed_from_round=start, threads=torch.get_num_threads(), host=platform.node(),
-                       batch=batch)
-    return result
-
-
-def _outcome(cfg: RunConfig, result=None, error: BaseException | None = None, attach: bool = False) -> dict:
-    if error is not None:
-        return {"key": cfg.key(), "status": "error", "error": one_line(error),
-                "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))}
-    out = {"key": cfg.key(), "status": "diverged" if result.diverged else "done",
-           "accuracy": result.final_accuracy, "wall_seconds": result.meta.get("wall_seconds"),
-           "rounds_computed": result.meta.get("rounds_computed")}
-    if attach:
-        out["result"] = result
-    return out
-
-
-def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
-    """Run one config to the end, continuing from and saving to its checkpoint."""
-    from ..interrupts import RoundInterrupt
-    from ..simulator import Simulation
-
-    t0 = time.perf_counter()
-    data = cached_dataset(cfg.dataset, cfg.data_root, cfg.download, resolve_device(cfg.device))
-    sim = Simulation(cfg, dataset=data)
-    ckpt = store.checkpoint_path(cfg)
-    start = checkpoint.restore(sim, ckpt, opts.get("bad_checkpoint", "error"))
-    saver = checkpoint.Checkpointer(sim, ckpt, opts["checkpoint_every"], opts["checkpoint_seconds"])
-    try:
-        while not sim.done:
-            sim.advance(1)
-            if not sim.done:
-                saver.maybe()
-    except RoundInterrupt:  # stopped at a round boundary: the state is consistent
-        saver.save()
-        raise
-    if opts["keep_final_checkpoint"]:  # the driver stores the result, then removes the file
-        saver.save()
-    return _finish(sim.result(), t0, start, sim)
-
-
-def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Callable[[dict], None]) -> None:
-    """Run compatible configs together in one :class:`BatchedSimulation`; emit each as it finishes."""
-    from ..batched import BatchedSimulation
-    from ..interrupts import RoundInterrupt
-
-    t0 = time.perf_counter()
-    bsim = BatchedSimulation(cfgs, dataset=cached_dataset(cfgs[0].dataset, cfgs[0].data_root, cfgs[0].download,
-                                                         resolve_device(cfgs[0].device)))
-    paths = [store.checkpoint_path(c) for c in cfgs]
-    starts = [checkpoint.restore(s, p, opts.get("bad_checkpoint", "error")) for s, p in zip(bsim.sims, paths)]
-    savers = [checkpoint.Checkpointer(s, p, opts["checkpoint_every"], opts["checkpoint_seconds"])
-              for s, p in zip(bsim.sims, paths)]
-    emitted = [False] * len(cfgs)
-    while True:
-        for i, s in enumerate(bsim.sims):
-            if s.done and not emitted[i]:
-                if opts["keep_final_checkpoint"]:
-                    savers[i].save()
-                emit(_handle_result(cfgs[i], _finish(s.result(), t0, starts[i], s, len(cfgs)), store, opts))
-                emitted[i] = True
-        if bsim.done:
-            return
-        try:
-            bsim.advance(1)
-        except RoundInterrupt:  # stopped at a round boundary: every run's state is consistent
-            for s, saver in zip(bsim.sims, savers):
-                if not s.done:
-                    saver.save()
-            raise
-        for s, saver in zip(bsim.sims, savers):
-            if not s.done:
-                saver.maybe()
-
-
-def _handle_result(cfg: RunConfig, result, store: ResultStore, opts: dict) -> dict:
-    if opts["write"]:  # stored by the process that computed it, so nothing finished waits in memory
-        store.put(result)
-        store.checkpoint_path(cfg).unlink(missing_ok=True)
-    return _outcome(cfg, result, attach=not opts["write"])
-
-
-def execute_job(cfgs: list[RunConfig], store_root: str, opts: dict,
-                emit: Callable[[dict], None] | None = None) -> list[dict]:
-    """Compute a job (one run, or several compatible runs batched) and report one outcome per run.
-
-    ``opts``: ``checkpoint_every``, ``checkpoint_seconds``, ``write`` (store results here,
-    or return them in the outcome for the driver to store), ``keep_final_checkpoint``.
-    A run already in the store is reported ``cached`` and not recomputed.  Exceptions
-    become ``error`` outcomes (with the traceback) — except KeyboardInterrupt.
-    """
-    store = ResultStore(store_root)
-    outcomes: list[dict] = []
-
-    def out(o: dict) -> None:
-        outcomes.append(o)
-        if emit is not None:
-            emit(o)
-
-    pending = []
-    for cfg in cfgs:
-        if opts["write"] and store.contains(cfg):
-            out({"key": cfg.key(), "status": "cached"})
-        else:
-            pending.append(cfg)
-    if len(pending) == 1:
-        cfg = pending[0]
-        try:
-            out(_handle_result(cfg, _run_single(cfg, store, opts), store, opts))
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 — any failure of a run is recorded, the sweep goes on
-            out(_outcome(cfg, error=e))
-    elif pending:
-        done: set[str] = set()
-
-        def emit_batched(o: dict) -> None:
-            done.add(o["key"])
-            out(o)
-
-        try:
-            _run_batch(pending, store, opts, emit_batched)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001
-            for cfg in pending:
-                if cfg.key() not in done:
-                    out(_outcome(cfg, error=e))
-    return outcomes
-
-
-def _worker_main(conn, threads: int, plugins: list[str], store_root: str, opts: dict) -> None:
-    """A local worker process: receive jobs, stream back one message per finished run, then ``idle``."""
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        _load_plugins(plugins)
-        with stop_at_round_boundaries(escalate=False):
-            while True:
-                job = conn.recv()
-                if job is None:
-                    return
-                execute_job(job, store_root, opts, emit=lambda o: conn.send(("outcome", o)))
-                conn.send(("idle", None))
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        return
-
-
-def _ray_job(cfgs: list[RunConfig], store_root: str, opts: dict, threads: int, plugins: list[str]) -> list[dict]:
-    """A Ray task: one job, its results returned to the driver (which alone writes the store)."""
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
-    _load_plugins(plugins)
-    return execute_job(cfgs, store_root, opts)
-
 
 # =========================================================================== engines (driver side)
 class _LocalPool:
@@ -303,7 +128,7 @@ class _LocalPool:
 
     def _start(self) -> dict:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, *self.args), daemon=True)
+        proc = self.ctx.Process(target=worker_main, args=(child, *self.args), daemon=True)
         if self.ctx.get_start_method() == "forkserver":
             proc.start()  # waits for the fork server; a Ctrl-C meanwhile must still stop this process
         else:
@@ -485,7 +310,7 @@ def _run_inline(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, thre
     """``workers=0``: every run in this process, one after the other (no isolation; for debugging)."""
     import torch
 
-    _load_plugins(plugins)
+    load_plugins(plugins)
     queue = deque(jobs)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)  # as in a worker: the same numbers, and no oversubscribed cores
@@ -542,7 +367,7 @@ def _run_ray(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, *, addr
             ray.init(num_cpus=max(1, workers) * threads, include_dashboard=False, logging_level=logging.ERROR)
             started = True
     root = str(tracker.plan.store.root)
-    task = ray.remote(_ray_job)
+    task = ray.remote(ray_job)
 
     def submit(job: list[RunConfig]):
         return task.options(num_cpus=threads, num_gpus=gpus_per_run, max_retries=max_retries,
