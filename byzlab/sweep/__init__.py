@@ -65,8 +65,8 @@ import os
 import signal
 import sys
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -79,9 +79,10 @@ from .. import checkpoint
 from ..registry import load_plugin
 from ..interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
 from ..store import ResultStore, table4
-from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration, speed_group
+from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration
 from .output import collect, read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
+from .progress import Tracker
 from .worker import execute_job, load_plugins, ray_job, worker_main
 
 __all__ = [
@@ -197,115 +198,7 @@ def _died_message(code: int | None) -> str:
     return f"WorkerDied: worker process exited with code {code}"
 
 
-@dataclass
-class _Tracker:
-    """Driver-side bookkeeping: attempts, retries, counts and the progress bar."""
-
-    plan: Plan
-    retries: int
-    est: Estimate | None
-    parallel: int
-    progress: bool
-    attempts: Counter = field(default_factory=Counter)
-    computed: int = 0
-    diverged: int = 0
-    cached: int = 0
-    failed: dict = field(default_factory=dict)
-    actual: float = 0.0
-    predicted: float = 0.0
-    remaining: set = field(default_factory=set)
-
-    def __post_init__(self):
-        self.by_key = {c.key(): c for c in self.plan.todo}
-        self.remaining = set(self.by_key)
-        self.t0 = time.monotonic()
-        self.bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.plan.total, initial=len(self.plan.done), unit="run",
-                            desc=f"sweep {self.plan.profile.name}", dynamic_ncols=True, smoothing=0,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs "
-                                       "[{elapsed}{postfix}]")
-            self._postfix()
-
-    def _postfix(self) -> None:
-        if self.bar is None:
-            return
-        parts = []
-        eta = self.eta()
-        if eta is not None:
-            parts.append(f"eta {format_duration(eta)}")
-        if self.diverged:
-            parts.append(f"{self.diverged} diverged")
-        if self.failed:
-            parts.append(f"{len(self.failed)} failed")
-        self.bar.set_postfix_str(", ".join(parts), refresh=True)
-
-    def eta(self) -> float | None:
-        """Remaining wall time: measured estimates of the remaining runs, corrected by how this
-        sweep's runs compared with their estimates, over the parallel runs; else the rate so far."""
-        if self.est is not None:
-            left, unknown = self.est.total(self.remaining)
-            if left and not unknown:
-                ratio = self.actual / self.predicted if self.predicted > 0 else 1.0
-                return left * ratio / max(1, self.parallel)
-        finished = self.computed + self.cached
-        if finished:
-            return (time.monotonic() - self.t0) / finished * len(self.remaining)
-        return None
-
-    def handle(self, o: dict) -> RunConfig | None:
-        """Book an outcome; returns the config to submit again when it is retried."""
-        key = o["key"]
-        cfg = self.by_key.get(key)
-        if cfg is None or key not in self.remaining:
-            return None
-        status = o["status"]
-        if status == "error":
-            self.attempts[key] += 1
-            self.plan.store.record_error(cfg, o["error"], attempt=self.attempts[key], tb=o.get("traceback"))
-            if self.attempts[key] <= self.retries:
-                return cfg
-            self.failed[key] = o["error"]
-        else:
-            if "result" in o:  # from a remote worker: the driver is the only writer
-                if not self.plan.store.contains(cfg):
-                    self.plan.store.put(o["result"])
-                self.plan.store.checkpoint_path(cfg).unlink(missing_ok=True)
-            if status == "cached":
-                self.cached += 1
-            else:
-                self.computed += 1
-                self.diverged += status == "diverged"
-                self._learn(cfg, o)
-        self.remaining.discard(key)
-        if self.bar is not None:
-            self.bar.update(1)
-            self._postfix()
-        return None
-
-    def _learn(self, cfg: RunConfig, o: dict) -> None:
-        """Compare a finished run with its estimate; a group without one takes its measured speed."""
-        wall, rounds = o.get("wall_seconds"), o.get("rounds_computed")
-        if self.est is None or not wall or not rounds:
-            return
-        predicted = self.est.seconds.get(cfg.key())
-        if predicted:
-            self.actual += wall
-            self.predicted += predicted * rounds / cfg.schedule().total_rounds
-            return
-        group, per_round = speed_group(cfg), wall / rounds
-        for k in self.remaining:
-            if self.est.seconds.get(k) is None and speed_group(self.by_key[k]) == group:
-                self.est.seconds[k] = per_round * self.by_key[k].schedule().total_rounds
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _run_inline(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, threads: int,
+def _run_inline(jobs: list[list[RunConfig]], tracker: Tracker, opts: dict, threads: int,
                 plugins: list[str]) -> None:
     """``workers=0``: every run in this process, one after the other (no isolation; for debugging)."""
     import torch
@@ -326,7 +219,7 @@ def _run_inline(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, thre
         torch.set_num_threads(previous)
 
 
-def _run_local(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, workers: int, threads: int,
+def _run_local(jobs: list[list[RunConfig]], tracker: Tracker, opts: dict, workers: int, threads: int,
                plugins: list[str]) -> None:
     queue = deque(jobs)
     pool = _LocalPool(min(workers, len(jobs)) or 1, threads, plugins, str(tracker.plan.store.root), opts)
@@ -351,7 +244,7 @@ def _run_local(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, worke
         pool.close()
 
 
-def _run_ray(jobs: list[list[RunConfig]], tracker: _Tracker, opts: dict, *, address: str | None, workers: int,
+def _run_ray(jobs: list[list[RunConfig]], tracker: Tracker, opts: dict, *, address: str | None, workers: int,
              threads: int, gpus_per_run: float, plugins: list[str], max_retries: int) -> None:
     try:
         import ray
@@ -624,7 +517,7 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
         jobs = make_jobs(plan.todo, batch)
         est = estimate(plan, threads=threads, calibrate_missing=False)
         parallel = workers if engine == "local" else max(1, workers)
-        tracker = _Tracker(plan, retries, est, max(1, parallel), progress)
+        tracker = Tracker(plan, retries, est, max(1, parallel), progress)
         opts = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": float(checkpoint_seconds),
                 "bad_checkpoint": bad_checkpoint,
                 "write": engine == "local", "keep_final_checkpoint": engine == "ray"}
