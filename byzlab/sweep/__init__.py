@@ -62,33 +62,33 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import signal
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
-from ..config import RunConfig, resolve_device
-from ..errors import ConfigError, one_line
+from ..config import resolve_device
+from ..errors import ConfigError
 from ..experiments import Profile, load_profile
 from .. import checkpoint
 from ..registry import load_plugin
-from ..interrupts import interrupt_on_signals, sigint_ignored, stop_at_round_boundaries
+from ..interrupts import interrupt_on_signals
 from ..store import ResultStore, table4
+from .backends import ENGINES, make_backend
 from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration
 from .output import collect, read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
 from .progress import Tracker
-from .worker import execute_job, load_plugins, ray_job, worker_main
+from .worker import execute_job
 
 __all__ = [
     "Plan",
     "SweepSummary",
     "make_plan",
+    "Estimate",
     "estimate",
     "calibrate",
     "run_sweep",
@@ -97,198 +97,10 @@ __all__ = [
     "write_results",
     "table4",
     "add_parser",
+    "ENGINES",
+    "execute_job",
+    "interrupt_on_signals",
 ]
-
-ENGINES = ("local", "ray")
-
-# =========================================================================== engines (driver side)
-class _LocalPool:
-    """``n`` long-lived worker processes, each given one job at a time.
-
-    A hand-made pool rather than ``concurrent.futures``: the driver knows which job
-    each process holds, so a process that dies (segfault, out-of-memory kill) is
-    charged to exactly its own runs, and a fresh process replaces it.
-    """
-
-    def __init__(self, n: int, threads: int, plugins: list[str], store_root: str, opts: dict):
-        import multiprocessing as mp
-
-        # Never fork this process (it may hold torch threads): workers come from a fork server
-        # that has imported byzlab once (each worker then starts in milliseconds), else are spawned.
-        if "forkserver" in mp.get_all_start_methods():
-            from multiprocessing import forkserver
-
-            self.ctx = mp.get_context("forkserver")
-            self.ctx.set_forkserver_preload([__name__])
-            with sigint_ignored():  # inherited: a Ctrl-C never hits the fork server mid-import
-                forkserver.ensure_running()
-        else:
-            self.ctx = mp.get_context("spawn")
-        self.args = (threads, plugins, store_root, opts)
-        self.workers = [self._start() for _ in range(n)]
-
-    def _start(self) -> dict:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=worker_main, args=(child, *self.args), daemon=True)
-        if self.ctx.get_start_method() == "forkserver":
-            proc.start()  # waits for the fork server; a Ctrl-C meanwhile must still stop this process
-        else:
-            with sigint_ignored():  # inherited until the worker installs its own handler
-                proc.start()
-        child.close()
-        return {"proc": proc, "conn": parent, "job": None, "pending": set()}
-
-    def idle(self) -> list[dict]:
-        return [w for w in self.workers if w["job"] is None]
-
-    def busy(self) -> bool:
-        return any(w["job"] is not None for w in self.workers)
-
-    def submit(self, worker: dict, job: list[RunConfig]) -> None:
-        worker["job"], worker["pending"] = job, {c.key() for c in job}
-        worker["conn"].send(job)
-
-    def wait(self) -> Iterator[tuple[str, Any]]:
-        """Block until a busy worker reports; yield ``("outcome", dict)`` or ``("died", (cfgs, exitcode))``."""
-        from multiprocessing.connection import wait
-
-        busy = [w for w in self.workers if w["job"] is not None]
-        wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy])
-        for w in busy:
-            try:
-                while w["conn"].poll():
-                    kind, payload = w["conn"].recv()
-                    if kind == "outcome":
-                        w["pending"].discard(payload["key"])
-                        yield "outcome", payload
-                    else:
-                        w["job"], w["pending"] = None, set()
-            except (EOFError, OSError):
-                pass
-            if w["job"] is not None and not w["proc"].is_alive():
-                lost = [c for c in w["job"] if c.key() in w["pending"]]
-                code = w["proc"].exitcode
-                self.workers[self.workers.index(w)] = self._start()
-                yield "died", (lost, code)
-
-    def close(self, timeout: float = 60.0) -> None:
-        """Ask every worker to stop (busy ones save their run first), then make sure they are gone."""
-        for w in self.workers:
-            try:
-                if w["job"] is None:
-                    w["conn"].send(None)
-                elif w["proc"].is_alive():
-                    os.kill(w["proc"].pid, signal.SIGTERM)  # → saves at the end of the round, exits
-            except (OSError, BrokenPipeError):
-                pass
-        deadline = time.monotonic() + timeout
-        for w in self.workers:
-            w["proc"].join(max(0.0, deadline - time.monotonic()))
-            if w["proc"].is_alive():
-                w["proc"].kill()
-                w["proc"].join()
-
-
-def _died_message(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"WorkerDied: worker process killed by {signal.Signals(-code).name}"
-        except ValueError:
-            pass
-    return f"WorkerDied: worker process exited with code {code}"
-
-
-def _run_inline(jobs: list[list[RunConfig]], tracker: Tracker, opts: dict, threads: int,
-                plugins: list[str]) -> None:
-    """``workers=0``: every run in this process, one after the other (no isolation; for debugging)."""
-    import torch
-
-    load_plugins(plugins)
-    queue = deque(jobs)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)  # as in a worker: the same numbers, and no oversubscribed cores
-    try:
-        with stop_at_round_boundaries(escalate=True):
-            while queue:
-                job = queue.popleft()
-                for o in execute_job(job, str(tracker.plan.store.root), opts):
-                    again = tracker.handle(o)
-                    if again is not None:
-                        queue.append([again])
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run_local(jobs: list[list[RunConfig]], tracker: Tracker, opts: dict, workers: int, threads: int,
-               plugins: list[str]) -> None:
-    queue = deque(jobs)
-    pool = _LocalPool(min(workers, len(jobs)) or 1, threads, plugins, str(tracker.plan.store.root), opts)
-    try:
-        while queue or pool.busy():
-            for w in pool.idle():
-                if not queue:
-                    break
-                pool.submit(w, queue.popleft())
-            for kind, payload in pool.wait():
-                if kind == "outcome":
-                    again = tracker.handle(payload)
-                    if again is not None:
-                        queue.append([again])
-                else:
-                    lost, code = payload
-                    for cfg in lost:
-                        again = tracker.handle({"key": cfg.key(), "status": "error", "error": _died_message(code)})
-                        if again is not None:
-                            queue.append([again])
-    finally:
-        pool.close()
-
-
-def _run_ray(jobs: list[list[RunConfig]], tracker: Tracker, opts: dict, *, address: str | None, workers: int,
-             threads: int, gpus_per_run: float, plugins: list[str], max_retries: int) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("engine: 'ray' needs the ray package (pip install 'byzlab[ray]')") from None
-    started = False
-    if not ray.is_initialized():
-        import logging
-
-        if address or os.environ.get("RAY_ADDRESS"):
-            ray.init(address=address or None, logging_level=logging.ERROR)
-        else:  # a local instance sized like the local engine
-            ray.init(num_cpus=max(1, workers) * threads, include_dashboard=False, logging_level=logging.ERROR)
-            started = True
-    root = str(tracker.plan.store.root)
-    task = ray.remote(ray_job)
-
-    def submit(job: list[RunConfig]):
-        return task.options(num_cpus=threads, num_gpus=gpus_per_run, max_retries=max_retries,
-                            retry_exceptions=False).remote(job, root, opts, threads, plugins)
-
-    refs = {submit(job): job for job in jobs}
-    try:
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            for ref in ready:
-                job = refs.pop(ref)
-                try:
-                    outcomes = ray.get(ref)
-                except Exception as e:  # noqa: BLE001 — the task failed beyond Ray's own retries
-                    outcomes = [{"key": c.key(), "status": "error",
-                                 "error": one_line(e)}
-                                for c in job]
-                for o in outcomes:
-                    again = tracker.handle(o)
-                    if again is not None:
-                        refs[submit([again])] = [again]
-    except KeyboardInterrupt:
-        for ref in refs:
-            ray.cancel(ref, force=False)
-        raise
-    finally:
-        if started:
-            ray.shutdown()
 
 
 @dataclass
@@ -519,17 +331,13 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
         parallel = workers if engine == "local" else max(1, workers)
         tracker = Tracker(plan, retries, est, max(1, parallel), progress)
         opts = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": float(checkpoint_seconds),
-                "bad_checkpoint": bad_checkpoint,
-                "write": engine == "local", "keep_final_checkpoint": engine == "ray"}
+                "bad_checkpoint": bad_checkpoint}
         try:
             if jobs:
-                if engine == "ray":
-                    _run_ray(jobs, tracker, opts, address=address, workers=workers or 1, threads=threads,
-                             gpus_per_run=gpus_per_run, plugins=plugins, max_retries=ray_max_retries)
-                elif workers == 0:
-                    _run_inline(jobs, tracker, opts, threads, plugins)
-                else:
-                    _run_local(jobs, tracker, opts, workers, threads, plugins)
+                backend = make_backend(engine, store_root=str(plan.store.root), opts=opts, workers=workers,
+                                       threads=threads, plugins=plugins, address=address,
+                                       gpus_per_run=gpus_per_run, max_retries=ray_max_retries)
+                backend.run(jobs, tracker.handle)
         except KeyboardInterrupt:
             tracker.close()
             stored = len(plan.done) + tracker.computed + tracker.cached
