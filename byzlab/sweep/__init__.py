@@ -58,11 +58,9 @@ shape — the cost of a round does not depend on the pixel values.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +76,7 @@ from ..registry import load_plugin
 from ..interrupts import interrupt_on_signals
 from ..store import ResultStore, table4
 from .backends import ENGINES, make_backend
+from .cli import add_parser, parse_seeds
 from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration
 from .output import collect, read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
@@ -97,10 +96,13 @@ __all__ = [
     "write_results",
     "table4",
     "add_parser",
+    "parse_seeds",
     "ENGINES",
     "execute_job",
     "interrupt_on_signals",
 ]
+
+_seeds = parse_seeds  # byzlab.bench still imports the old name
 
 
 @dataclass
@@ -371,84 +373,3 @@ def _render(out: Path, store_root: Path, print_fn: Callable[[str], None]) -> boo
 
 
 # =========================================================================== command line
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
-    return seeds
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """``byzlab sweep``: registered by :mod:`byzlab.cli`."""
-    from ..cli import add_run_options
-
-    p = subparsers.add_parser(
-        "sweep", help="run a whole profile (the paper) resumably, then render the notebooks",
-        description="Expand a profile's grid (Table IV with baselines, Figs. 1, 3, 12-14, over seeds), compute "
-                    "the runs its results store lacks, write <out>/results.csv and render the notebooks. "
-                    "Safe to interrupt: rerun (or --resume) to continue. Run options below override every run.",
-        conflict_handler="resolve")
-    add_run_options(p)  # its --engine (gradient engine) is replaced by the sweep's, see --grad-engine
-    g = p.add_argument_group("sweep")
-    g.add_argument("--profile", default=None, help="quick (default), paper, or a .yaml file")
-    g.add_argument("--out", default=None, help="output folder (default sweeps/<profile>)")
-    g.add_argument("--store", default=None, help="results store folder (default <out>/store)")
-    g.add_argument("--resume", action="store_true", help="continue the sweep in --out as it was started")
-    g.add_argument("--dry-run", action="store_true", help="print the runs, what is done and the estimated time")
-    g.add_argument("--engine", dest="sweep_engine", choices=ENGINES, default="local",
-                   help="local processes (default) or Ray tasks")
-    g.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
-    g.add_argument("--workers", type=int, default=None,
-                   help="runs at once (default: CPU cores / threads; 2 on CUDA; 0 = in this process)")
-    g.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
-    g.add_argument("--batch", type=int, default=None,
-                   help="runs per batched job (default: as many as fit on CUDA, 1 on CPU)")
-    g.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task requests, e.g. 0.25")
-    g.add_argument("--bad-checkpoint", choices=checkpoint.ON_BAD, default="error",
-                   help="a run whose checkpoint cannot be used: fail naming the file (error, default) "
-                        "or move the file aside and start that run afresh (move)")
-    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
-                   help="save runs in progress every N rounds (default: a tenth of the run; also every 10 min)")
-    g.add_argument("--retries", type=int, default=1, help="retries of a run that crashed (1)")
-    g.add_argument("--experiment", action="append", default=None, metavar="NAME",
-                   help="only this experiment of the profile (table4, fig1, ...); repeatable")
-    g.add_argument("--seeds", type=_seeds, default=None, metavar="LIST",
-                   help="seeds replacing the profile's, e.g. 0,1,2")
-    g.add_argument("--grad-engine", dest="grad_engine", default=None,
-                   help="how client gradients are computed: auto, loop, vmap (the run option --engine)")
-    g.add_argument("--no-calibrate", action="store_true", help="--dry-run: do not time rounds on this machine")
-    g.add_argument("--no-render", action="store_true", help="do not render the notebooks")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_sweep)
-    return p
-
-
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from ..cli import config_overrides
-
-    overrides = config_overrides(args)
-    if args.grad_engine is not None:
-        overrides["engine"] = args.grad_engine
-    plugins = list(args.plugin or ())
-    profile = args.profile or "quick"  # with --resume it only names the default --out
-    if args.dry_run:
-        if args.address is not None and args.sweep_engine != "ray":
-            raise ConfigError("address: only with engine 'ray' (--engine ray --address HOST:PORT)")
-        dry_run(profile, args.out, store=args.store, resume=args.resume, experiments=args.experiment,
-                workers=args.workers, threads=args.threads, engine=args.sweep_engine,
-                calibrate_missing=not args.no_calibrate, overrides=overrides, seeds=args.seeds)
-        return 0
-    with interrupt_on_signals():
-        summary = run_sweep(profile, args.out, store=args.store, resume=args.resume, engine=args.sweep_engine,
-                            address=args.address, workers=args.workers, threads=args.threads, batch=args.batch,
-                            gpus_per_run=args.gpus_per_run, checkpoint_every=args.checkpoint_every,
-                            bad_checkpoint=args.bad_checkpoint, retries=args.retries, experiments=args.experiment, overrides=overrides,
-                            seeds=args.seeds, plugins=plugins, render=not args.no_render,
-                            progress=not args.quiet, print_fn=lambda line: print(line, file=sys.stderr))
-    print(summary)
-    for key, err in summary.failed.items():
-        print(f"  failed {key}: {err}", file=sys.stderr)
-    return 0 if summary.ok else 1
