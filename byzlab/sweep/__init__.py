@@ -55,6 +55,20 @@ or else by a short timed calibration on this machine (a few rounds plus one
 evaluation, with the sweep's thread count), cached in ``<store>/.calibration.json``.
 A data set that is not on disk is timed on random stand-in data of the same
 shape — the cost of a round does not depend on the pixel values.
+
+Modules
+-------
+This package holds :func:`run_sweep`, :func:`dry_run` and :class:`SweepSummary`;
+the parts they put together are
+
+* :mod:`~byzlab.sweep.plan`: the runs of a profile, what the store holds, the jobs;
+* :mod:`~byzlab.sweep.estimate`: calibration and time estimates, GPU batch sizes;
+* :mod:`~byzlab.sweep.worker`: what a worker process or Ray task computes;
+* :mod:`~byzlab.sweep.backends`: how jobs are run (in this process, local
+  processes, Ray), behind one small interface;
+* :mod:`~byzlab.sweep.progress`: the driver's bookkeeping of outcomes and retries;
+* :mod:`~byzlab.sweep.output`: ``results.csv``/``.parquet``, ``table4.csv``;
+* :mod:`~byzlab.sweep.cli`: the ``byzlab sweep`` command.
 """
 from __future__ import annotations
 
