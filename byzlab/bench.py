@@ -394,7 +394,7 @@ def _floats(text: str) -> list[float]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``byzlab bench``: registered by :mod:`byzlab.cli`."""
-    from .sweep import ENGINES, _seeds
+    from .sweep import ENGINES, parse_seeds
 
     p = subparsers.add_parser(
         "bench", help="rank defences by their worst-case accuracy over every attack",
@@ -418,7 +418,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--attack", action="append", default=None, metavar="SPEC",
                    help="an attack (repeatable; default: the profile's, adaptive attacks included)")
     p.add_argument("--beta", type=_floats, default=None, metavar="LIST", help="worker momenta β, e.g. 0,0.9")
-    p.add_argument("--seeds", type=_seeds, default=None, metavar="LIST", help="seeds, e.g. 0,1")
+    p.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST", help="seeds, e.g. 0,1")
     p.add_argument("--profile", default="bench_quick",
                    help="bench_quick (default; 'quick'), bench_paper ('paper'), bench_ci ('ci') or a .yaml file")
     p.add_argument("--out", default=None, help="output folder (default benches/<profile>)")

@@ -116,8 +116,6 @@ __all__ = [
     "interrupt_on_signals",
 ]
 
-_seeds = parse_seeds  # byzlab.bench still imports the old name
-
 
 @dataclass
 class SweepSummary:
