@@ -253,16 +253,19 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        """Short human label, e.g. ``rop(z=1,lam=0.9) vs cc(tau=1) β=0.9``."""
-        def fmt(kind: str, name: str, params: dict) -> str:
-            defaults = lookup(kind, name).params if name != NO_ATTACK else {}
+        """Short human label, e.g. ``rop(z=1,lam=0.9) vs cc(tau=1) β=0.9`` or ``no attack, tm β=0``:
+        the paper's knobs (τ, z, λ, ε) and any parameter off its default (all of them for a rule
+        not registered in this process)."""
+        def fmt(table: dict, name: str, params: dict) -> str:
+            rule = table.get(name)
             shown = [f"{k}={_short(v)}" for k, v in params.items()
-                     if v is not None and (k in _PAPER_KNOBS or v != defaults.get(k))]
+                     if v is not None and (rule is None or k in _PAPER_KNOBS or v != rule.params.get(k))]
             return f"{name}({','.join(shown)})" if shown else name
-        att = fmt("attack", self.attack, self.attack_params)
-        agg = fmt("aggregator", self.aggregator, self.aggregator_params)
-        pre = "".join(f"{p}+" for p in self.pre_aggregators)
-        return f"{att} vs {pre}{agg} β={_short(self.beta)}"
+        agg = "".join(f"{p}+" for p in self.pre_aggregators) + fmt(AGGREGATORS, self.aggregator,
+                                                                     self.aggregator_params)
+        if self.attack == NO_ATTACK:
+            return f"no attack, {agg} β={_short(self.beta)}"
+        return f"{fmt(ATTACKS, self.attack, self.attack_params)} vs {agg} β={_short(self.beta)}"
 
     # ------------------------------------------------------------------ validation
     def validated(self) -> "RunConfig":

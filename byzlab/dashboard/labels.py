@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from ..config import NO_ATTACK, RunConfig
+from ..config import RunConfig
 from ..errors import ConfigError
-from ..registry import AGGREGATORS, ATTACKS
 
 __all__ = ["RULE_KNOBS", "knob_applies", "parse_params", "short_label"]
 
@@ -42,19 +41,6 @@ def parse_params(text: str) -> dict[str, Any]:
     return out
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
 def short_label(cfg: RunConfig) -> str:
-    """``rop(z=1,lam=0.9) vs cc(tau=1) β=0``: the slider knobs plus parameters off their defaults."""
-    def part(name: str, table, params: dict) -> str:
-        rule = table.get(name)
-        shown = {k: v for k, v in params.items()
-                 if k in RULE_KNOBS or rule is None or rule.params.get(k) != v}
-        return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in shown.items())})" if shown else name
-
-    agg = "".join(f"{p}+" for p in cfg.pre_aggregators) + part(cfg.aggregator, AGGREGATORS, cfg.aggregator_params)
-    if cfg.attack == NO_ATTACK:
-        return f"no attack, {agg} β={_fmt(cfg.beta)}"
-    return f"{part(cfg.attack, ATTACKS, cfg.attack_params)} vs {agg} β={_fmt(cfg.beta)}"
+    """The legend's label: :meth:`RunConfig.label` (``rop(z=1,lam=0.9) vs cc(tau=1) β=0``)."""
+    return cfg.label()

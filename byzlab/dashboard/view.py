@@ -28,7 +28,7 @@ from ..config import NO_ATTACK, RunConfig
 from ..data import DATASET_SPECS
 from ..registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, short_label
-from .session import CONTROLS, DEFAULT_BETA, MODES, LiveRun, LiveSession
+from .session import CONTROLS, MODES, LiveRun, LiveSession
 
 __all__ = ["Dashboard", "KNOBS", "EMBEDDED"]
 
@@ -72,16 +72,11 @@ class Dashboard:
         ("diag", "cos_ref_benign"): 6, ("diag", "cos_ref_byz"): 7, ("diag", "clip_fraction"): 8,
     }
 
-    def __init__(self, dataset: str = "mnist5k", *, attack: str = "rop", aggregator: str = "cc",
-                 partition: str = "iid", epochs: int = 30, beta: float = DEFAULT_BETA, z: float = 1.0,
-                 lam: float = 0.9, tau: float = 1.0, eval_every: int | None = 1, seed: int = 0,
-                 mode: str = "fork", params: str = "", update_interval: float = 0.25,
-                 autostart: bool = True, **config: Any):
+    def __init__(self, dataset: str = "mnist5k", *, autostart: bool = True, **settings: Any):
+        """``settings``: the starting point, as :class:`LiveSession` takes it (its signature holds
+        the defaults: ROP vs CC τ = 1, β = :data:`DEFAULT_BETA`, 30 epochs, ...)."""
         # validates the starting point once, up front (one-line ConfigError)
-        self.session = LiveSession(dataset, attack=attack, aggregator=aggregator, partition=partition,
-                                   epochs=epochs, beta=beta, z=z, lam=lam, tau=tau, eval_every=eval_every,
-                                   seed=seed, mode=mode, params=params, update_interval=update_interval,
-                                   on_update=self._flush, **config)
+        self.session = LiveSession(dataset, on_update=self._flush, **settings)
         self._draw_lock = threading.Lock()
         self._suppress = False
         self._shown: dict[int, tuple] = {}
