@@ -394,7 +394,7 @@ def _floats(text: str) -> list[float]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``byzlab bench``: registered by :mod:`byzlab.cli`."""
-    from .sweep import ENGINES, parse_seeds
+    from .sweep import BACKENDS, parse_seeds
 
     p = subparsers.add_parser(
         "bench", help="rank defences by their worst-case accuracy over every attack",
@@ -423,7 +423,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="bench_quick (default; 'quick'), bench_paper ('paper'), bench_ci ('ci') or a .yaml file")
     p.add_argument("--out", default=None, help="output folder (default benches/<profile>)")
     p.add_argument("--store", default=None, help="results store folder (default <out>/store)")
-    p.add_argument("--engine", choices=ENGINES, default="local", help="local processes (default) or Ray tasks")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="where runs execute: local processes (default) or Ray tasks")
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--workers", type=int, default=None, help="runs at once (default: CPU cores / threads)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
@@ -458,10 +459,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     err = lambda line: print(line.replace("byzlab sweep", "byzlab bench"), file=sys.stderr)  # noqa: E731
     if args.dry_run:
         dry_run(prof, out, store=args.store, resume=args.resume, workers=args.workers, threads=args.threads,
-                engine=args.engine, seeds=args.seeds, print_fn=print)
+                backend=args.backend, seeds=args.seeds, print_fn=print)
         return 0
     with interrupt_on_signals():
-        summary = run_sweep(prof, out, store=args.store, resume=args.resume, engine=args.engine, address=args.address,
+        summary = run_sweep(prof, out, store=args.store, resume=args.resume, backend=args.backend, address=args.address,
                             workers=args.workers, threads=args.threads, seeds=args.seeds, plugins=plugins,
                             render=False, progress=not args.quiet, print_fn=err)
     swept = load_profile(out / "profile.yaml")

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .config import RunConfig
 from .results import RunResult
-from .tables import results_table, table4  # noqa: F401  (table4: the sweep's import, until it reads byzlab.tables)
+from .tables import results_table
 
 #: what :meth:`RunResult.save` and the checkpoints leave behind when killed mid-write
 _TEMPORARY = re.compile(r"^\.[0-9a-f]{16}\.")

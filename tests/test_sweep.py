@@ -301,7 +301,7 @@ def test_extending_the_grid_computes_only_the_new_runs(tmp_path):
 
 def test_batched_jobs_store_every_run(tmp_path):
     prof = write(tmp_path / "tiny.yaml", TINY.replace("epochs: 8", "epochs: 2"))
-    batched = run_sweep(prof, tmp_path / "b", workers=0, batch=3, render=False, progress=False,
+    batched = run_sweep(prof, tmp_path / "b", workers=0, runs_per_job=3, render=False, progress=False,
                         print_fn=lambda s: None)
     single = run_sweep(prof, tmp_path / "s", workers=0, render=False, progress=False, print_fn=lambda s: None)
     assert batched.ok and len(batched.table) == 8
@@ -322,7 +322,7 @@ def test_ray_engine_with_a_worker_killed_mid_run(reference, tmp_path):
     write(tmp_path / "faulty.py", PLUGIN)
     text = TINY.replace("attack: [alie, none]", "attack: [alie, alie_kill_once]").replace("seeds: [0, 1]", "seeds: [0]")
     prof = write(tmp_path / "tiny.yaml", text + "plugins: [faulty.py]\n")
-    r = cli("--profile", str(prof), "--out", "out", "--engine", "ray", "--workers", "2", "--checkpoint-every", "5",
+    r = cli("--profile", str(prof), "--out", "out", "--backend", "ray", "--workers", "2", "--checkpoint-every", "5",
             "--no-render", "-q", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "killed.mark").exists()  # a Ray worker really was SIGKILLed, and the task retried
@@ -439,12 +439,13 @@ def test_missing_figures_module_is_one_line_and_skipped(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--workers", "-1"], "workers: must be an integer >= 0, got -1"),
     (["--threads", "0"], "threads: must be an integer >= 1, got 0"),
-    (["--batch", "0"], "batch: must be an integer >= 1, got 0"),
+    (["--batch", "0"], "runs_per_job: must be an integer >= 1, got 0"),
     (["--checkpoint-every", "0"], "checkpoint_every: must be an integer >= 1, got 0"),
     (["--retries", "-1"], "retries: must be an integer >= 0, got -1"),
     (["--gpus-per-run", "-0.5"], "gpus_per_run: must be a number >= 0, got -0.5"),
     (["--address", "10.0.0.1:6379"], "address: only with engine 'ray'"),
-    (["--engine", "slurm"], "argument --engine: invalid choice: 'slurm'"),
+    (["--backend", "slurm"], "argument --backend: invalid choice: 'slurm'"),
+    (["--engine", "ray"], "engine: 'ray' is a backend: pass --backend ray"),
     (["--seeds", "0,x"], "argument --seeds: expected comma-separated integers >= 0"),
     (["--experiment", "fig99"], "experiment: unknown 'fig99' in profile 'tiny'; choose one of: table4"),
     (["--beta", "1.5"], "beta: must be in [0, 1)"),

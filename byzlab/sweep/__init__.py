@@ -10,7 +10,7 @@ Layout of ``<out>``::
 
     profile.yaml    the profile as swept (CLI overrides included): reloading it
                     gives exactly these runs, for the notebooks and --resume
-    sweep.json      how the sweep was started (profile source, store, engine)
+    sweep.json      how the sweep was started (profile source, store, backend)
     store/          the results store (:class:`~byzlab.store.ResultStore`), one
                     folder per run, keyed by RunConfig.key()
     results.csv     one row per run of the profile (+ results.parquet)
@@ -37,11 +37,11 @@ Why it survives faults
 
 Parallelism
 -----------
-``engine="local"`` runs ``workers`` processes, each computing one run (or one
+``backend="local"`` runs ``workers`` processes, each computing one run (or one
 batch) at a time with ``threads`` torch threads.  On CUDA, compatible runs
 (:func:`byzlab.batched.batch_key`) are grouped into batches of
 :class:`~byzlab.batched.BatchedSimulation` sized from the measured memory of
-one run, so that one GPU is filled.  ``engine="ray"`` submits the same jobs as
+one run, so that one GPU is filled.  ``backend="ray"`` submits the same jobs as
 Ray tasks with CPU/GPU requests (fractional GPUs pack small runs); Ray retries
 a task whose worker dies, and only the driver writes results into the store,
 so each run is stored exactly once.
@@ -88,8 +88,9 @@ from ..experiments import Profile, load_profile
 from .. import checkpoint
 from ..registry import load_plugin
 from ..interrupts import interrupt_on_signals
-from ..store import ResultStore, table4
-from .backends import ENGINES, make_backend
+from ..store import ResultStore
+from ..tables import table4
+from .backends import BACKENDS, make_backend
 from .cli import add_parser, parse_seeds
 from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration
 from .output import collect, read_json, write_json, write_results
@@ -111,7 +112,7 @@ __all__ = [
     "table4",
     "add_parser",
     "parse_seeds",
-    "ENGINES",
+    "BACKENDS",
     "execute_job",
     "interrupt_on_signals",
 ]
@@ -202,11 +203,11 @@ def _resolve_profile(profile: str | os.PathLike | Profile, out: Path, resume: bo
 
 def dry_run(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLike | None = None, *,
             store: str | os.PathLike | None = None, resume: bool = False, experiments: Iterable[str] | None = None,
-            workers: int | None = None, threads: int = 1, engine: str = "local", calibrate_missing: bool = True,
+            workers: int | None = None, threads: int = 1, backend: str = "local", calibrate_missing: bool = True,
             overrides: dict | None = None, seeds: list[int] | None = None,
             print_fn: Callable[[str], None] = print) -> tuple[Plan, Estimate]:
     """Print the runs of the sweep, what is already done and the estimated time; run nothing."""
-    out, prof, _, plan, workers = _prepare(profile, out, store, resume, experiments, workers, threads, engine,
+    out, prof, _, plan, workers = _prepare(profile, out, store, resume, experiments, workers, threads, backend,
                                            overrides or {}, seeds)
     counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
     print_fn(f"profile {prof.name}: {plan.total} runs ({counts}; a run shared by experiments counts once), "
@@ -226,7 +227,7 @@ def dry_run(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLi
     parallel = max(1, workers)  # workers=0 runs them one by one in this process
     line = (f"estimate for the {len(plan.todo)} runs to do: {format_duration(left)} of compute, about "
             f"{format_duration(left / parallel)} with {parallel} parallel run{'s' * (parallel != 1)}")
-    if engine == "ray":
+    if backend == "ray":
         line += " (on Ray: divide the compute by the runs the cluster holds at once)"
     if unknown:
         line += f"; {unknown} runs without an estimate"
@@ -234,10 +235,10 @@ def dry_run(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLi
     return plan, est
 
 
-def _prepare(profile, out, store, resume, experiments, workers, threads, engine, overrides, seeds):
+def _prepare(profile, out, store, resume, experiments, workers, threads, backend, overrides, seeds):
     """Check the arguments shared by :func:`run_sweep` and :func:`dry_run`; build the plan."""
-    if engine not in ENGINES:
-        raise ConfigError(f"engine: unknown {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend: unknown {backend!r}; choose one of: {', '.join(BACKENDS)}")
     _check_int("threads", threads, 1)
     if workers is not None:
         _check_int("workers", workers, 0)
@@ -258,8 +259,8 @@ def _prepare(profile, out, store, resume, experiments, workers, threads, engine,
 
 
 def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLike | None = None, *,
-              store: str | os.PathLike | None = None, resume: bool = False, engine: str = "local",
-              address: str | None = None, workers: int | None = None, threads: int = 1, batch: int | None = None,
+              store: str | os.PathLike | None = None, resume: bool = False, backend: str = "local",
+              address: str | None = None, workers: int | None = None, threads: int = 1, runs_per_job: int | None = None,
               gpus_per_run: float = 0.0, checkpoint_every: int | None = None, checkpoint_seconds: float = 600.0,
               bad_checkpoint: str = "error",
               retries: int = 1, experiments: Iterable[str] | None = None, overrides: dict | None = None,
@@ -279,13 +280,13 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
     resume
         Continue the sweep in ``out`` exactly as it was started (its ``profile.yaml``);
         simply calling again with the same arguments also resumes.
-    engine, address
+    backend, address
         ``local`` (processes on this machine) or ``ray`` (tasks on the Ray cluster at
         ``address``; a local Ray instance without one).
     workers, threads
         Runs at once (default: CPU cores / threads; 2 on CUDA; 0 = in this process) and
         torch threads per run (also the CPUs a Ray task requests).
-    batch
+    runs_per_job
         Runs per job, batched with :class:`~byzlab.batched.BatchedSimulation` (default:
         as many as fit on CUDA, 1 on CPU).
     gpus_per_run
@@ -310,8 +311,8 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
     overrides = dict(overrides or {})
     _check_int("retries", retries, 0)
     _check_int("ray_max_retries", ray_max_retries, 0)
-    if batch is not None:
-        _check_int("batch", batch, 1)
+    if runs_per_job is not None:
+        _check_int("runs_per_job", runs_per_job, 1)
     if checkpoint_every is not None:
         _check_int("checkpoint_every", checkpoint_every, 1)
     if not isinstance(checkpoint_seconds, (int, float)) or not checkpoint_seconds > 0:
@@ -320,14 +321,14 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
         raise ConfigError(f"bad_checkpoint: must be one of {', '.join(checkpoint.ON_BAD)}, got {bad_checkpoint!r}")
     if not isinstance(gpus_per_run, (int, float)) or isinstance(gpus_per_run, bool) or gpus_per_run < 0:
         raise ConfigError(f"gpus_per_run: must be a number >= 0, got {gpus_per_run!r}")
-    if address is not None and engine != "ray":
-        raise ConfigError("address: only with engine 'ray' (--engine ray --address HOST:PORT)")
+    if address is not None and backend != "ray":
+        raise ConfigError("address: only with backend 'ray' (--backend ray --address HOST:PORT)")
     # files as absolute paths: the profile written into ``out`` must find them from there
     plugins = [str(Path(p).resolve()) if p.endswith(".py") or os.sep in p else p for p in plugins]
     for p in plugins:
         load_plugin(p)
     out, prof, source, plan, workers = _prepare(profile, out, store, resume, experiments, workers, threads,
-                                                engine, overrides, seeds)
+                                                backend, overrides, seeds)
     if plugins:
         prof = dataclasses.replace(prof, plugins=list(dict.fromkeys([*prof.plugins, *plugins])))
     plugins = prof.plugins
@@ -335,23 +336,23 @@ def run_sweep(profile: str | os.PathLike | Profile = "quick", out: str | os.Path
         if not resume:
             prof.save(out / "profile.yaml")
         write_json(out / "sweep.json", {
-            "profile_source": source, "store": str(plan.store.root.resolve()), "engine": engine, "address": address,
+            "profile_source": source, "store": str(plan.store.root.resolve()), "backend": backend, "address": address,
             "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
         plan.store.clean_temporaries()
-        if batch is None:
-            batch = auto_batch(plan, plan.todo, threads, workers) if engine == "local" else 1
-        jobs = make_jobs(plan.todo, batch)
+        if runs_per_job is None:
+            runs_per_job = auto_batch(plan, plan.todo, threads, workers) if backend == "local" else 1
+        jobs = make_jobs(plan.todo, runs_per_job)
         est = estimate(plan, threads=threads, calibrate_missing=False)
-        parallel = workers if engine == "local" else max(1, workers)
+        parallel = workers if backend == "local" else max(1, workers)
         tracker = Tracker(plan, retries, est, max(1, parallel), progress)
         opts = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": float(checkpoint_seconds),
                 "bad_checkpoint": bad_checkpoint}
         try:
             if jobs:
-                backend = make_backend(engine, store_root=str(plan.store.root), opts=opts, workers=workers,
+                runner = make_backend(backend, store_root=str(plan.store.root), opts=opts, workers=workers,
                                        threads=threads, plugins=plugins, address=address,
                                        gpus_per_run=gpus_per_run, max_retries=ray_max_retries)
-                backend.run(jobs, tracker.handle)
+                runner.run(jobs, tracker.handle)
         except KeyboardInterrupt:
             tracker.close()
             stored = len(plan.done) + tracker.computed + tracker.cached

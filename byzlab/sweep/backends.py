@@ -38,7 +38,7 @@ it (the store may then be on the driver's disk only).  It decides ``opts["write"
 and ``opts["keep_final_checkpoint"]`` (kept until the driver has stored the result).
 
 Adding a backend (Slurm, Dask, ...) is one subclass, one branch in :func:`make_backend`
-and its name in :data:`ENGINES`.
+and its name in :data:`BACKENDS`.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ from ..errors import ConfigError, one_line
 from ..interrupts import sigint_ignored, stop_at_round_boundaries
 from .worker import execute_job, load_plugins, ray_job, worker_main
 
-ENGINES = ("local", "ray")
+BACKENDS = ("local", "ray")
 
 
 class Backend:
@@ -106,10 +106,10 @@ class Backend:
             self.close(error)
 
 
-def make_backend(engine: str, *, store_root: str, opts: dict, workers: int, threads: int, plugins: list[str],
+def make_backend(name: str, *, store_root: str, opts: dict, workers: int, threads: int, plugins: list[str],
                  address: str | None = None, gpus_per_run: float = 0.0, max_retries: int = 3) -> Backend:
-    """The backend of ``engine`` (:data:`ENGINES`); ``local`` with ``workers=0`` runs jobs in this process."""
-    if engine == "ray":
+    """The backend called ``name`` (:data:`BACKENDS`); ``local`` with ``workers=0`` runs jobs in this process."""
+    if name == "ray":
         return RayBackend(store_root, opts, threads=threads, plugins=plugins, address=address, workers=workers or 1,
                           gpus_per_run=gpus_per_run, max_retries=max_retries)
     if workers == 0:
@@ -268,14 +268,14 @@ class RayBackend(Backend):
         try:
             import ray
         except ImportError:
-            raise ConfigError("engine: 'ray' needs the ray package (pip install 'byzlab[ray]')") from None
+            raise ConfigError("backend: 'ray' needs the ray package (pip install 'byzlab[ray]')") from None
         self.ray, self.started = ray, False
         if not ray.is_initialized():
             import logging
 
             if self.address or os.environ.get("RAY_ADDRESS"):
                 ray.init(address=self.address or None, logging_level=logging.ERROR)
-            else:  # a local instance sized like the local engine
+            else:  # a local instance sized like the local backend
                 ray.init(num_cpus=max(1, self.n_workers) * self.threads, include_dashboard=False,
                          logging_level=logging.ERROR)
                 self.started = True

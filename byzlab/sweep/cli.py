@@ -11,7 +11,7 @@ import sys
 from .. import checkpoint
 from ..errors import ConfigError
 from ..interrupts import interrupt_on_signals
-from .backends import ENGINES
+from .backends import BACKENDS
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -35,21 +35,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "the runs its results store lacks, write <out>/results.csv and render the notebooks. "
                     "Safe to interrupt: rerun (or --resume) to continue. Run options below override every run.",
         conflict_handler="resolve")
-    add_run_options(p)  # its --engine (gradient engine) is replaced by the sweep's, see --grad-engine
+    add_run_options(p)  # --engine is the runs' gradient engine (auto, loop, vmap), as in ``byzlab run``
     g = p.add_argument_group("sweep")
     g.add_argument("--profile", default=None, help="quick (default), paper, or a .yaml file")
     g.add_argument("--out", default=None, help="output folder (default sweeps/<profile>)")
     g.add_argument("--store", default=None, help="results store folder (default <out>/store)")
     g.add_argument("--resume", action="store_true", help="continue the sweep in --out as it was started")
     g.add_argument("--dry-run", action="store_true", help="print the runs, what is done and the estimated time")
-    g.add_argument("--engine", dest="sweep_engine", choices=ENGINES, default="local",
-                   help="local processes (default) or Ray tasks")
+    g.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="where runs execute: local processes (default) or Ray tasks")
     g.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
     g.add_argument("--workers", type=int, default=None,
                    help="runs at once (default: CPU cores / threads; 2 on CUDA; 0 = in this process)")
     g.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
-    g.add_argument("--batch", type=int, default=None,
-                   help="runs per batched job (default: as many as fit on CUDA, 1 on CPU)")
+    g.add_argument("--runs-per-job", "--batch", dest="runs_per_job", type=int, default=None,
+                   help="runs computed together in one batched job (default: as many as fit on CUDA, 1 on CPU)")
     g.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task requests, e.g. 0.25")
     g.add_argument("--bad-checkpoint", choices=checkpoint.ON_BAD, default="error",
                    help="a run whose checkpoint cannot be used: fail naming the file (error, default) "
@@ -61,8 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="only this experiment of the profile (table4, fig1, ...); repeatable")
     g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                    help="seeds replacing the profile's, e.g. 0,1,2")
-    g.add_argument("--grad-engine", dest="grad_engine", default=None,
-                   help="how client gradients are computed: auto, loop, vmap (the run option --engine)")
+    g.add_argument("--grad-engine", dest="engine", default=None, help=argparse.SUPPRESS)  # the old spelling
     g.add_argument("--no-calibrate", action="store_true", help="--dry-run: do not time rounds on this machine")
     g.add_argument("--no-render", action="store_true", help="do not render the notebooks")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -75,20 +74,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from . import dry_run, run_sweep  # the package imports this module: not at the top
 
     overrides = config_overrides(args)
-    if args.grad_engine is not None:
-        overrides["engine"] = args.grad_engine
+    if overrides.get("engine") in BACKENDS:  # the option's meaning before the backend had its own name
+        raise ConfigError(f"engine: {overrides['engine']!r} is a backend: pass --backend {overrides['engine']} "
+                          "(--engine is the runs' gradient engine: auto, loop, vmap)")
     plugins = list(args.plugin or ())
     profile = args.profile or "quick"  # with --resume it only names the default --out
     if args.dry_run:
-        if args.address is not None and args.sweep_engine != "ray":
-            raise ConfigError("address: only with engine 'ray' (--engine ray --address HOST:PORT)")
+        if args.address is not None and args.backend != "ray":
+            raise ConfigError("address: only with backend 'ray' (--backend ray --address HOST:PORT)")
         dry_run(profile, args.out, store=args.store, resume=args.resume, experiments=args.experiment,
-                workers=args.workers, threads=args.threads, engine=args.sweep_engine,
+                workers=args.workers, threads=args.threads, backend=args.backend,
                 calibrate_missing=not args.no_calibrate, overrides=overrides, seeds=args.seeds)
         return 0
     with interrupt_on_signals():
-        summary = run_sweep(profile, args.out, store=args.store, resume=args.resume, engine=args.sweep_engine,
-                            address=args.address, workers=args.workers, threads=args.threads, batch=args.batch,
+        summary = run_sweep(profile, args.out, store=args.store, resume=args.resume, backend=args.backend,
+                            address=args.address, workers=args.workers, threads=args.threads, runs_per_job=args.runs_per_job,
                             gpus_per_run=args.gpus_per_run, checkpoint_every=args.checkpoint_every,
                             bad_checkpoint=args.bad_checkpoint, retries=args.retries,
                             experiments=args.experiment, overrides=overrides,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..store import results_table, table4
+from ..tables import results_table, table4
 from .plan import Plan
 
 
