@@ -38,14 +38,14 @@ def _defence_order(board: pd.DataFrame) -> list[str]:
     return list(board.groupby("defence")["rank"].mean().sort_values(kind="stable").index)
 
 
-def heatmap(table: pd.DataFrame, board: pd.DataFrame | None = None, *, title: str | None = None,
+def heatmap(table: pd.DataFrame, board: pd.DataFrame, *, title: str | None = None,
             width: int | None = None) -> go.Figure:
-    """Defences (rows) × attacks (columns): mean final accuracy (%) over seeds, one panel per β."""
-    from .bench import leaderboard
+    """Defences (rows) × attacks (columns): mean final accuracy (%) over seeds, one panel per β.
 
+    ``board`` (:func:`byzlab.bench.leaderboard` of ``table``) orders the rows, best defence first.
+    """
     if not isinstance(table, pd.DataFrame) or not len(table):
         raise ConfigError("table: expected a non-empty bench results table (byzlab.bench.results)")
-    board = leaderboard(table) if board is None else board
     if "defence" not in table.columns:
         table = table.assign(defence=table["aggregator"])
     table = table.assign(beta=table["beta"].astype(float).round(6))
