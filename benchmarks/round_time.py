@@ -19,6 +19,7 @@ import time
 import torch
 
 import byzlab
+from byzlab.batched import BatchedSimulation
 from byzlab.data import load_dataset
 
 SETTINGS = {
@@ -46,8 +47,22 @@ def main() -> None:
             sim.step()
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
-        print(f"{args.label}\t{name}\t{1000 * statistics.median(times):.1f} ms/round "
-              f"(min {1000 * min(times):.1f}, {args.rounds} rounds, {torch.get_num_threads()} threads)")
+        report(args, name, times)
+    # two runs in one batched job, one round at a time through advance() (the path a sweep job takes)
+    bsim = BatchedSimulation([byzlab.RunConfig.make(beta=0.9, seed=s, eval_every=10_000, **SETTINGS["rop+cc"])
+                              for s in (0, 1)], dataset=data)
+    times = []
+    for i in range(args.warmup + args.rounds):
+        t0 = time.perf_counter()
+        bsim.advance(1)
+        if i >= args.warmup:
+            times.append((time.perf_counter() - t0) / 2)
+    report(args, "batched R=2 rop+cc (per run)", times)
+
+
+def report(args, name: str, times: list[float]) -> None:
+    print(f"{args.label}\t{name}\t{1000 * statistics.median(times):.1f} ms/round "
+          f"(min {1000 * min(times):.1f}, {args.rounds} rounds, {torch.get_num_threads()} threads)")
 
 
 if __name__ == "__main__":

@@ -288,13 +288,13 @@ def partition_counts(dataset: str | None = None, k: int | None = None, alpha: fl
 
 
 # =========================================================================== Tables II-IV
-def table2(runs: Iterable[RunResult]) -> pd.DataFrame:
+def table2(runs: Iterable[RunResult] | pd.DataFrame) -> pd.DataFrame:
     """Table II: mean cos(Δ_t, Δ_{t−1}) of the attack's perturbation over training, per β.
 
     One row per (dataset, partition, aggregator) of ``runs`` (mean over seeds), and a
     last row with the paper's values (ALIE, IID CIFAR-10); columns are the β values.
     """
-    df = runs_table(runs)
+    df = runs if isinstance(runs, pd.DataFrame) else runs_table(runs)  # runs, or their table
     if "mean_cos_delta" not in df.columns:
         raise ConfigError("runs: no cos_delta diagnostic (run with diagnostics=True)")
     several = df["attack"].nunique() > 1  # e.g. ALIE at z_max and at z = 1.2: never averaged together
@@ -307,14 +307,14 @@ def table2(runs: Iterable[RunResult]) -> pd.DataFrame:
     return t
 
 
-def table3(runs: Iterable[RunResult]) -> pd.DataFrame:
+def table3(runs: Iterable[RunResult] | pd.DataFrame) -> pd.DataFrame:
     """Table III: mean cosine of the benign and Byzantine momenta to CC's reference m̃_{t−1}.
 
     One row per (dataset, partition, τ, β) of ``runs`` (CC runs; mean over rounds, then
     seeds) with byzlab's ``benign`` and ``byzantine`` beside the paper's ``paper_benign``
     and ``paper_byzantine`` (ROP, IID CIFAR-10; NaN where the paper has no value).
     """
-    df = runs_table(runs)
+    df = runs if isinstance(runs, pd.DataFrame) else runs_table(runs)  # runs, or their table
     df = df[df["tau"].notna()]
     if not len(df):
         raise ConfigError("runs: Table III needs runs against CC (aggregator='cc')")

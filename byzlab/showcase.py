@@ -1,0 +1,146 @@
+"""The ``showcase`` profile's committed outputs: its tidy tables, the README's figures and claims.
+
+The showcase (``byzlab/profiles/showcase.yaml``: mnist5k, the paper's cnn, 300 rounds,
+2 seeds) is the profile whose runs carry the paper's effects on a laptop CPU.  Its
+results live in ``figures/showcase/`` so that they render anywhere without retraining:
+
+``results.csv``
+    one row per run (:func:`byzlab.paper.runs_table` plus the experiments it belongs to);
+``curves.csv``
+    one row per run and evaluation (round, epoch, test accuracy, train loss);
+``claims.md``, ``*.png`` / ``*.html``
+    the claims table (:mod:`byzlab.claims`) and the figures, drawn from the two tables.
+
+Commands::
+
+    python -m byzlab.showcase --store sweeps/showcase/store   # export the tables from a sweep's store, then draw
+    python -m byzlab.showcase                                  # draw again from the committed tables only
+
+Runs the store lacks are simply absent (a sweep stopped early); ``status.txt`` says how
+many of the profile's runs the tables hold.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from . import claims, paper, plots
+from .errors import ConfigError, one_line
+from .experiments import load_profile
+from .store import ResultStore
+
+FOLDER = claims.SHOWCASE_TABLE.parent
+CURVE_COLUMNS = ("key", "round", "epoch", "test_accuracy", "train_loss")
+LABELS = ("dataset", "partition", "attack", "aggregator", "beta", "seed")
+
+
+def export(store: str | Path, out: Path = FOLDER) -> pd.DataFrame:
+    """Write ``results.csv`` and ``curves.csv`` of the showcase runs held by ``store``; return the results."""
+    from .sweep import make_plan
+
+    plan = make_plan(load_profile("showcase"), ResultStore(store))
+    runs = [r for r in (plan.store.get(c) for c in plan.done) if r is not None]
+    if not runs:
+        raise ConfigError(f"store: no run of the showcase profile in {store}")
+    df = paper.runs_table(runs)
+    df.insert(1, "experiments", df["key"].map(lambda k: ";".join(plan.experiments.get(k, ()))))
+    curves = paper.curves(runs)[list(CURVE_COLUMNS)]
+    out.mkdir(parents=True, exist_ok=True)
+    df.round(6).to_csv(out / "results.csv", index=False)
+    curves.round(5).to_csv(out / "curves.csv", index=False)
+    (out / "status.txt").write_text(
+        f"{len(runs)} of the {plan.total} runs of the showcase profile "
+        f"(exported {time.strftime('%Y-%m-%d')} on {platform.machine()}, torch {_torch_version()})\n")
+    return df
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def load(folder: Path = FOLDER) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The committed ``results.csv`` and ``curves.csv``, the curves labelled like :func:`byzlab.paper.curves`."""
+    for name in ("results.csv", "curves.csv"):
+        if not (folder / name).exists():
+            raise ConfigError(f"folder: {folder / name} not found; export it with "
+                              "`python -m byzlab.showcase --store <showcase store>`")
+    results = pd.read_csv(folder / "results.csv")
+    curves = pd.read_csv(folder / "curves.csv").merge(results[["key", "experiments", *LABELS]], on="key")
+    return results, curves
+
+
+def _in(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    return frame[frame["experiments"].fillna("").str.split(";").map(lambda e: experiment in e)]
+
+
+def draw(folder: Path = FOLDER) -> list[Path]:
+    """Draw the README's figures and write ``claims.md`` from the tables in ``folder``."""
+    results, curves = load(folder)
+    written: list[Path] = []
+    t4 = _in(curves, "table4")
+    for partition in sorted(t4["partition"].unique()):
+        part = t4[t4["partition"] == partition]
+        what = f"mnist5k, {'IID' if partition == 'iid' else 'Dirichlet(α = 1)'}, cnn, 300 rounds, 2 seeds"
+        written += plots.save(plots.accuracy_grid(part, title=f"Figs. 4–9 layout: test accuracy ({what})"),
+                              f"figs4-9_accuracy_mnist5k_{partition}", folder)
+        written += plots.save(plots.accuracy_grid(part, "train_loss",
+                                                  title=f"Figs. 10–11 layout: benign train loss ({what})"),
+                              f"figs10-11_train_loss_mnist5k_{partition}", folder)
+        compare = paper.table4_compare(_in(results, "table4"), paper_partition=partition)
+        written += plots.save(plots.table4_heatmap(compare, title=f"Table IV: byzlab mnist5k ({partition}) beside "
+                                                   "the paper's FMNIST (different data: no difference)"),
+                              f"table4_mnist5k_{partition}", folder)
+    fig3 = _in(curves, "fig3")
+    if fig3["attack"].nunique() > 1:
+        written += plots.save(plots.accuracy_grid(fig3, title="Fig. 3 layout: ROP-S vs ROP against CC (mnist5k, IID)"),
+                              "fig3_rop_sparse_mnist5k", folder)
+    table = results.assign(beta=results["beta"].astype(float).round(6))
+    try:
+        written += plots.save(plots.table3_bars(paper.table3(table[table["attack"] == "rop"])),
+                              "table3_rop_cosine_mnist5k", folder)
+        written += plots.save(plots.table2_bars(paper.table2(table[table["attack"].str.startswith("alie")])),
+                              "table2_alie_cosine_mnist5k", folder)
+    except ConfigError as e:  # no run of that attack yet
+        print(f"Tables II/III not drawn: {one_line(e, typed=False)}", file=sys.stderr)
+    md = folder / "claims.md"
+    md.write_text(claims_markdown(results))
+    return [*written, md]
+
+
+def claims_markdown(results: pd.DataFrame) -> str:
+    """The claims table as Markdown: one row per claim (and ALIE variant), verdict from the data."""
+    t = claims.claims_table(results)
+    lines = ["| claim | ALIE z | verdict (byzlab) | holds / not / inconclusive / not run | byzlab: A vs B (seeds) "
+             "| paper (FMNIST/CIFAR-10, Table IV) |", "|---|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        counts = f"{r['holds']} / {r['does_not_hold']} / {r['inconclusive']} / {r['not_run']}"
+        lines.append(f"| {r['text']} | {r['alie'] or '–'} | **{r['verdict']}** | {counts} | {r['byzlab']} "
+                     f"| {r['paper_verdict']}: {r['paper']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m byzlab.showcase", description=__doc__.splitlines()[0])
+    ap.add_argument("--store", default=None, help="a showcase sweep's results store: export its runs first")
+    ap.add_argument("--out", default=str(FOLDER), help=f"folder of the tables and figures (default {FOLDER})")
+    args = ap.parse_args(argv)
+    try:
+        if args.store is not None:
+            export(args.store, Path(args.out))
+        for path in draw(Path(args.out)):
+            print(path)
+    except ConfigError as e:
+        print(f"byzlab showcase: error: {one_line(e, typed=False)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
