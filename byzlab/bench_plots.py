@@ -16,7 +16,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from .config import NO_ATTACK
-from .plots import _LAYOUT
+from .plots import LAYOUT
 from .errors import ConfigError
 
 __all__ = ["heatmap", "ranking"]
@@ -70,7 +70,7 @@ def heatmap(table: pd.DataFrame, board: pd.DataFrame, *, title: str | None = Non
             hovertemplate="%{y} vs %{x}<br>%{text}% (mean of %{customdata} seeds)<extra></extra>"), row=1, col=j)
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
     fig.update_xaxes(tickangle=-45, tickfont=dict(size=10))
-    fig.update_layout(**{**_LAYOUT, "margin": dict(l=140, r=30, t=90, b=110)},
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=140, r=30, t=90, b=110)},
                       width=width or max(600, 130 + len(panels) * (40 * len(attacks) + 30)),
                       height=260 + 26 * len(defences),
                       title=dict(text=title or "Bench: final test accuracy (%) per defence and attack, mean over seeds",
@@ -108,7 +108,7 @@ def ranking(board: pd.DataFrame, *, title: str | None = None, width: int = 900) 
                 hovertemplate="%{y}: %{x:.1f}% without attack<extra></extra>", showlegend=show), row=1, col=j)
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(range=[0, 100], title_text="test accuracy (%)")
-    fig.update_layout(**{**_LAYOUT, "margin": dict(l=140, r=20, t=90, b=50)}, barmode="group", width=width,
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=140, r=20, t=90, b=50)}, barmode="group", width=width,
                       height=220 + 22 * len(defences) * len(betas),
                       title=dict(text=title or "Bench: worst-case accuracy over attacks (bars, ± std over seeds) "
                                                "and without attack (◆)", x=0))

@@ -42,8 +42,9 @@ METRIC_LABELS = {"test_accuracy": "test accuracy (%)", "train_loss": "train loss
                  "cos_ref_benign": "cos to m̃_t−1, benign", "cos_ref_byz": "cos to m̃_t−1, Byzantine",
                  "clip_fraction": "CC clip fraction", "agg_norm": "‖m̃_t‖"}
 _HUE_NAMES = {"lam": "λ", "z": "z", "tau": "τ", "beta": "β"}
-_LAYOUT = dict(template="plotly_white", font=dict(size=11), margin=dict(l=60, r=20, t=70, b=50),
-               legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, xanchor="left"))
+#: the house style every byzlab figure starts from (also byzlab.bench_plots)
+LAYOUT = dict(template="plotly_white", font=dict(size=11), margin=dict(l=60, r=20, t=70, b=50),
+              legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0, xanchor="left"))
 
 
 def _check_columns(frame: pd.DataFrame, needed: Sequence[str], what: str = "frame") -> None:
@@ -125,7 +126,7 @@ def grid(frame: pd.DataFrame, metric: str = "test_accuracy", *, hue: str = "atta
         shown.add(name)
     height = 130 + height_per_row * len(rows)
     top, bottom = 95, 50
-    fig.update_layout(**{**_LAYOUT, "margin": dict(l=60, r=25, t=top, b=bottom)}, height=height, width=width,
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=60, r=25, t=top, b=bottom)}, height=height, width=width,
                       title=dict(text=title, x=0, xanchor="left", y=0.995, yanchor="top") if title else None)
     # the legend between the title and the column titles (20 px above the plotting area)
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1 + 24 / (height - top - bottom),
@@ -185,7 +186,7 @@ def partition_bars(counts: dict[str, pd.DataFrame], title: str | None = None, wi
             fig.add_trace(go.Bar(x=df.index, y=df[c], name=f"class {c}", marker_color=colour, legendgroup=c,
                                  showlegend=j == 1 and len(classes) <= 20), row=1, col=j)
         fig.update_xaxes(title_text="client", row=1, col=j)
-    fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="v", x=1.01, y=1)}, barmode="stack", bargap=0.15,
+    fig.update_layout(**{**LAYOUT, "legend": dict(orientation="v", x=1.01, y=1)}, barmode="stack", bargap=0.15,
                       width=width, height=height, title=dict(text=title, x=0) if title else None)
     fig.update_yaxes(title_text="training samples", row=1, col=1)
     return fig
@@ -209,7 +210,7 @@ def _bars(groups: list[tuple[str, pd.DataFrame]], title: str | None, width: int,
                 text=[f"{v:.2f}" if np.isfinite(v) else "" for v in values.to_numpy(float)],
                 textposition="outside", textfont=dict(size=9)), row=1, col=j)
             shown.add(name)
-    fig.update_layout(**{**_LAYOUT, "margin": dict(l=60, r=20, t=120, b=40), "legend": dict(
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=60, r=20, t=120, b=40), "legend": dict(
         orientation="h", yanchor="bottom", y=1.1, x=0)}, barmode="group", width=width, height=height,
         title=dict(text=title, x=0, y=0.98, yanchor="top") if title else None)
     fig.update_yaxes(title_text="cosine similarity", row=1, col=1)
@@ -316,7 +317,7 @@ def table4_heatmap(compare: pd.DataFrame, title: str | None = None, width: int =
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
     fig.update_xaxes(tickangle=-45, tickfont=dict(size=10), row=n_rows, col=1)
     fig.update_layout(
-        **{**_LAYOUT, "margin": dict(l=170, r=30, t=90 + 16 * min(len(notes), 3), b=90)}, width=width,
+        **{**LAYOUT, "margin": dict(l=170, r=30, t=90 + 16 * min(len(notes), 3), b=90)}, width=width,
         height=230 + 16 * min(len(notes), 3) + n_rows * (20 * len(ylabels) + 40),
         title=dict(text=title, x=0) if title else None,
         coloraxis=dict(colorscale="Viridis", cmin=0, cmax=100,
