@@ -23,6 +23,7 @@ many of the profile's runs the tables hold.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -56,7 +57,7 @@ def export(store: str | Path, out: Path = FOLDER) -> pd.DataFrame:
     curves.round(5).to_csv(out / "curves.csv", index=False)
     (out / "status.txt").write_text(
         f"{len(runs)} of the {plan.total} runs of the showcase profile "
-        f"(exported {time.strftime('%Y-%m-%d')} on {platform.machine()}, torch {_torch_version()})\n")
+        f"(exported {time.strftime('%Y-%m-%d')}; {_machine()}, torch {_torch_version()})\n")
     return df
 
 
@@ -64,6 +65,16 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__
+
+
+def _machine() -> str:
+    """``2-core AMD EPYC 7B13`` (the CPU model where the OS says it), else the architecture."""
+    try:
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
+    except OSError:
+        models = []
+    return f"{os.cpu_count()}-core {models[0] if models else platform.machine()}"
 
 
 def load(folder: Path = FOLDER) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -443,7 +443,7 @@ def test_missing_figures_module_is_one_line_and_skipped(tmp_path, monkeypatch):
     (["--checkpoint-every", "0"], "checkpoint_every: must be an integer >= 1, got 0"),
     (["--retries", "-1"], "retries: must be an integer >= 0, got -1"),
     (["--gpus-per-run", "-0.5"], "gpus_per_run: must be a number >= 0, got -0.5"),
-    (["--address", "10.0.0.1:6379"], "address: only with engine 'ray'"),
+    (["--address", "10.0.0.1:6379"], "address: only with backend 'ray'"),
     (["--backend", "slurm"], "argument --backend: invalid choice: 'slurm'"),
     (["--engine", "ray"], "engine: 'ray' is a backend: pass --backend ray"),
     (["--seeds", "0,x"], "argument --seeds: expected comma-separated integers >= 0"),
