@@ -5,7 +5,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import byzlab  # noqa: E402
 import byzlab.simulator  # noqa: E402
 from byzlab.dashboard import Dashboard, parse_params, short_label  # noqa: E402
 from byzlab.registry import AGGREGATORS, ATTACKS, ConfigError  # noqa: E402
+from live_helpers import built, poll  # noqa: F401  (built: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(dataset="digits", epochs=6)  # digits with k=25, b=32: one round per epoch
@@ -41,31 +41,8 @@ def make():
     assert not any(d.running for d in made)
 
 
-@pytest.fixture
-def built(monkeypatch):
-    """Configs of every Simulation constructed (fresh runs and forks)."""
-    configs = []
-    original = byzlab.simulator.Simulation
-
-    class Counting(original):
-        def __init__(self, config=None, **kw):
-            super().__init__(config, **kw)
-            configs.append(self.config)
-
-    monkeypatch.setattr(byzlab.simulator, "Simulation", Counting)
-    return configs
-
-
 def trace(d: Dashboard, panel: str, run: str):
     return d.figure.data[Dashboard.TRACES[(panel, run)]]
-
-
-def poll(cond, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 def finite(values) -> list[float]:

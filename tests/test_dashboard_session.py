@@ -5,15 +5,14 @@ import inspect
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-import byzlab.simulator
 from byzlab.config import RunConfig
 from byzlab.dashboard.session import CONTROLS, DEFAULT_BETA, LiveSession, clear_caches
 from byzlab.errors import ConfigError
+from live_helpers import built, poll  # noqa: F401  (built: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,29 +31,6 @@ def make():
     for s in made:
         s.stop()
     assert not any(s.running for s in made)
-
-
-@pytest.fixture
-def built(monkeypatch):
-    """Configs of every Simulation constructed (fresh runs and forks)."""
-    configs = []
-    original = byzlab.simulator.Simulation
-
-    class Counting(original):
-        def __init__(self, config=None, **kw):
-            super().__init__(config, **kw)
-            configs.append(self.config)
-
-    monkeypatch.setattr(byzlab.simulator, "Simulation", Counting)
-    return configs
-
-
-def poll(cond, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 def curve(rows) -> list[tuple]:
