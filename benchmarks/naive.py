@@ -68,7 +68,8 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from byzlab.data import Dataset, partition
+from byzlab.data import Dataset
+from byzlab.partition import partition
 
 ATTACKS = ("rop", "alie", "ipm")
 AGGREGATORS = ("cc", "tm", "rfa")

@@ -272,12 +272,13 @@ class RunConfig:
         """Check every field; return the config with defaults resolved.  Raises ConfigError (one line)."""
         from .data import DATASETS
         from .models import MODELS
+        from .partition import PARTITIONS
 
         _choice("dataset", self.dataset, DATASETS)
         if self.model is not None:
             _choice("model", self.model, MODELS)
         _choice("norm", self.norm, ("bn", "gn"))
-        _choice("partition", self.partition, ("iid", "dirichlet"))
+        _choice("partition", self.partition, PARTITIONS)
         _num("alpha", self.alpha, lo=0, lo_open=True)
         _int("k", self.k, lo=1)
         _int("k_m", self.k_m, lo=0)

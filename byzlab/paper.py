@@ -268,7 +268,8 @@ def partition_counts(dataset: str | None = None, k: int | None = None, alpha: fl
     trains on for ``seed``.  ``dataset``, ``k`` and ``alpha`` left None are those of the
     profile's runs (its ``fig1`` experiment, else its first one).
     """
-    from .data import class_counts, load_dataset, partition
+    from .data import load_dataset
+    from .partition import class_counts, partition
 
     prof = get_profile(profile)
     cfg = prof.experiment_configs("fig1" if "fig1" in prof.experiments else next(iter(prof.experiments)))[0]

@@ -51,9 +51,10 @@ import torch.nn.functional as F
 from . import checkpoint
 from .aggregators import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
-from .data import Dataset, augment_batch, load_dataset, partition
+from .data import Dataset, augment_batch, load_dataset
 from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope
 from .models import build_model, sparse_mask
+from .partition import partition
 from .errors import ConfigError
 from .interrupts import RoundInterrupt, one_round, stop_at_round_boundaries
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from byzlab.data import (DATASET_SPECS, DATASETS, Dataset, augment_batch, cached_dataset, class_counts,
-                         clear_dataset_cache, load_dataset, partition)
+from byzlab.data import (DATASET_SPECS, DATASETS, Dataset, augment_batch, cached_dataset, clear_dataset_cache,
+                         load_dataset)
+from byzlab.partition import class_counts, partition
 
 MNIST_NORM = (0.1307, 0.3081)
 FMNIST_NORM = (0.2860, 0.3530)

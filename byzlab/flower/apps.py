@@ -27,7 +27,8 @@ def digits_client_app(dataset: str = "digits", *, k: int = 10, partition: str = 
     m ← (1−β) g + β m (kept in the node's ``context.state``), reply θ_{t−1} − η m.
     Evaluation replies the test accuracy of the received model.
     """
-    from ..data import load_dataset, partition as split
+    from ..data import load_dataset
+    from ..partition import partition as split
     from ..models import build_model
 
     data = load_dataset(dataset, download=False)
