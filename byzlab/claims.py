@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .tables import paper_table4
+from .tables import in_experiment, paper_table4
 
 __all__ = ["RULE", "Cell", "Comparison", "Claim", "CLAIMS", "SHOWCASE_TABLE", "PAPER_BLOCKS", "verdict",
            "comparisons_table", "claims_table", "load_results"]
@@ -164,7 +164,7 @@ def _cells(results: pd.DataFrame, value: str) -> pd.DataFrame:
     if "cell" in df.columns:  # one config per cell: prefer Table IV's runs over e.g. Fig. 12's other λ
         several = df.groupby(keys)["cell"].transform("nunique") > 1
         if several.any() and "experiments" in df.columns:
-            in_table4 = df["experiments"].fillna("").str.split(";").map(lambda n: "table4" in n)
+            in_table4 = in_experiment(df, "table4")
             df = df[~several | in_table4]
         mixed = df.groupby(keys)["cell"].nunique()
         if (mixed > 1).any():

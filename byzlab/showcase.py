@@ -35,6 +35,7 @@ from . import claims, paper, plots
 from .errors import ConfigError, one_line
 from .experiments import load_profile
 from .store import ResultStore
+from .tables import in_experiment
 
 FOLDER = claims.SHOWCASE_TABLE.parent
 CURVE_COLUMNS = ("key", "round", "epoch", "test_accuracy", "train_loss")
@@ -89,7 +90,7 @@ def load(folder: Path = FOLDER) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _in(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    return frame[frame["experiments"].fillna("").str.split(";").map(lambda e: experiment in e)]
+    return frame[in_experiment(frame, experiment)]
 
 
 def draw(folder: Path = FOLDER) -> list[Path]:

@@ -85,6 +85,11 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def in_experiment(df: pd.DataFrame, experiment: str) -> pd.Series:
+    """Which rows of a results table belong to ``experiment`` (its ``experiments`` column: ``a;b``)."""
+    return df["experiments"].fillna("").str.split(";").map(lambda names: experiment in names).astype(bool)
+
+
 def paper_table4() -> pd.DataFrame:
     """The paper's Table IV: mean and std of the test accuracy (%) over its seeds, one row per cell."""
     from importlib import resources
@@ -114,7 +119,7 @@ def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFr
         raise ConfigError(f"ddof: must be an integer >= 0, got {ddof!r}")
     rows = df
     if "experiments" in rows.columns:
-        rows = rows[rows["experiments"].fillna("").str.split(";").map(lambda names: "table4" in names)]
+        rows = rows[in_experiment(rows, "table4")]
         if not len(rows):
             raise ConfigError("df: no run of the 'table4' experiment in this results table")
     rows = rows.assign(beta=rows["beta"].astype(float).round(6))

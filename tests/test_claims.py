@@ -184,3 +184,20 @@ def test_showcase_outputs_draw_from_the_committed_tables_alone(tmp_path):
     assert any("**holds**" in line and "z_max" in line for line in alie_tm)  # 96 vs 60 on TM (RFA not run)
     with pytest.raises(claims.ConfigError, match="results.csv not found"):
         showcase.load(tmp_path / "elsewhere")
+
+
+def test_showcase_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from byzlab import showcase
+
+    assert showcase.main(["--out", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("byzlab showcase: error: folder: ") and "results.csv not found" in err and "\n" not in err
+    readme = tmp_path / "README.md"
+    readme.write_text("# no generated block here\n")
+    (tmp_path / "claims.md").write_text("| claim |\n")
+    with pytest.raises(claims.ConfigError, match="^readme: .* has no block"):
+        showcase.update_readme(readme, tmp_path)
+    readme.write_text(f"before\n{showcase.README_START}\nold\n{showcase.README_END}\nafter\n")
+    showcase.update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text and "| claim |" in text

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..tables import results_table, table4
+from ..tables import in_experiment, results_table, table4
 from .plan import Plan
 
 
@@ -69,7 +69,7 @@ def write_results(plan: Plan, out: Path) -> pd.DataFrame:
     """``<out>/results.csv`` (+ parquet) and, when the profile has Table IV, ``<out>/table4.csv``."""
     df = collect(plan)
     _write_table(df, out / "results.csv")
-    if len(df) and "experiments" in df and df["experiments"].str.split(";").map(lambda e: "table4" in e).any():
+    if len(df) and "experiments" in df and in_experiment(df, "table4").any():
         t4 = table4(df, paper=True)
         tmp = out / f".table4.csv.tmp{os.getpid()}"
         t4.to_csv(tmp, index=False)
