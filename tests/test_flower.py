@@ -360,13 +360,13 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
 @pytest.mark.slow
 def test_flower_deployment_on_localhost_trains_under_attack_and_reports_the_defence(tmp_path):
     """A real Flower deployment on 127.0.0.1: one SuperLink, 10 SuperNodes (subprocess isolation, insecure),
-    `flwr run` of a Flower App using byzlab.flower: CC against ALIE on 2 of the 10 nodes, 2 rounds of digits.
+    `flwr run` of a Flower App using byzlab.flower: CC against ALIE on 2 of the 10 nodes, 4 rounds of digits.
     Every train message starts a `flwr-clientapp` process that imports torch: about 40 s on an idle 2-core machine."""
     import json
     import signal
     from pathlib import Path
 
-    nodes, rounds = 10, 2
+    nodes, rounds = 10, 4  # with 2 rounds the gain over the start was once 4.7 points, under the 5 asserted
     bindir = Path(sys.executable).parent
     root = Path(__file__).resolve().parents[1]
     home, app, out = tmp_path / "flwr-home", tmp_path / "app", tmp_path / "out.json"
