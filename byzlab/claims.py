@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .tables import in_experiment, paper_table4
+from .tables import SHOWCASE_TABLE, in_experiment, paper_table4, read_results
 
 __all__ = ["RULE", "Cell", "Comparison", "Claim", "CLAIMS", "SHOWCASE_TABLE", "PAPER_BLOCKS", "verdict",
            "comparisons_table", "claims_table", "load_results"]
@@ -36,9 +35,6 @@ RULE = (
     "were run holds, does not hold when any does not, and is inconclusive otherwise; \"not run\" "
     "when none of its cells is in the results. The paper's verdict applies the same rule to its "
     "Table IV mean ± std.")
-
-#: the committed results table of the ``showcase`` profile (one row per run), beside the figures
-SHOWCASE_TABLE = Path(__file__).resolve().parents[1] / "figures" / "showcase" / "results.csv"
 
 #: byzlab partition -> the paper's Table IV block quoted beside data sets the paper did not use
 #: (its CNN blocks: FMNIST IID, Fig. 4; MNIST Dirichlet(1), Fig. 7 — closest to mnist5k + cnn)
@@ -318,12 +314,7 @@ def load_results(table: str | os.PathLike | None = None, *, profile: str = "quic
     if table is None and prof.name in ("quick", "showcase") and SHOWCASE_TABLE.exists():
         table = SHOWCASE_TABLE
     if table is not None:
-        path = Path(table)
-        if not path.exists():
-            raise ConfigError(f"table: file not found: {path}")
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        df.attrs["source"] = f"results table {path.name} ({len(df)} runs)"
-        return df
+        return read_results(table)
     attacks = sorted({c.attack for claim in CLAIMS for comp in claim.comparisons
                       for c in (comp.higher, comp.lower)})  # only the runs the claims read
     if experiments is None:

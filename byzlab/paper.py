@@ -29,13 +29,13 @@ from .experiments import PROFILE_DIR as _SHIPPED
 from .experiments import Profile, load_profile
 from .results import RunResult
 from .store import ResultStore
-from .tables import (PAPER_ATTACK, TABLE4_KEYS, aggregator_label, attack_label, paper_table4, partition_label,
-                     results_table, table4)
+from .tables import (PAPER_ATTACK, SHOWCASE_TABLE, TABLE4_KEYS, aggregator_label, attack_label, paper_table4,
+                     partition_label, read_curves, read_results, results_table, select, table4)
 from .errors import ConfigError
 
 __all__ = [
     "AGGREGATOR_LABELS", "ATTACK_LABELS", "PAPER_TABLE2", "PAPER_TABLE3", "METRICS",
-    "get_profile", "open_store", "results", "runs_table", "curves", "settings", "describe",
+    "get_profile", "open_store", "results", "frames", "runs_table", "curves", "settings", "describe",
     "figure_name", "figure_title", "final_table", "outline", "partition_counts", "table2", "table3",
     "table4", "table4_compare", "table4_wide", "table4_style",
 ]
@@ -127,6 +127,36 @@ def results(profile: str | os.PathLike | Profile = "quick", experiment: str = "t
                 f"`byzlab sweep --profile {where} --store {st.root}` (or pass compute=True, or set "
                 f"compute_in_notebook: true in the profile)")
     return st.run_many(configs, progress=progress)
+
+
+def frames(profile: str | os.PathLike | Profile = "quick", experiment: str = "table4", *,
+           store: str | os.PathLike | ResultStore | None = None, table: str | os.PathLike | None = None,
+           curves_too: bool = True, **filters: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The runs of an experiment as two tidy frames: ``(runs_table, curves)`` — what every notebook draws.
+
+    ``table``: a results table file (a sweep's ``results.csv``, or the committed showcase table
+    ``figures/showcase/results.csv``, whose ``curves.csv`` beside it holds the histories): the
+    frames come from it and nothing is trained.  ``table=None`` with ``profile="showcase"``:
+    the committed showcase table (so its notebooks render anywhere without retraining);
+    otherwise the runs come from the results store, as :func:`results` (same ``filters``, which
+    on a table match the labels: ``attack="alie"`` keeps ``alie`` and ``alie_z1.2``).
+    ``curves_too=False`` skips the histories (the second frame is None).
+    """
+    name = profile.name if isinstance(profile, Profile) else str(profile)
+    if table is None and name == "showcase" and SHOWCASE_TABLE.exists():
+        table = SHOWCASE_TABLE
+    if table is not None:
+        df = read_results(table)
+        rows = select(df, experiment, **filters)
+        rows.attrs["source"] = f"{df.attrs['source']}: {len(rows)} runs of {experiment!r}"
+        if not curves_too:
+            return rows, None
+        curves = read_curves(table, df)
+        return rows, curves[curves["key"].isin(rows["key"])].reset_index(drop=True)
+    runs = results(profile, experiment, store=store, **filters)
+    rows = runs_table(runs)
+    rows.attrs["source"] = f"profile {get_profile(profile).name!r}: {len(rows)} runs of {experiment!r}"
+    return rows, (curves(runs) if curves_too else None)
 
 
 def _value(cfg: RunConfig, name: str) -> Any:
@@ -230,11 +260,11 @@ def figure_title(kind: str, frame: pd.DataFrame, what: str) -> str:
     return f"{head} — {what} ({describe(frame)})"
 
 
-def final_table(runs: Iterable[RunResult], index: Sequence[str] | str, columns: Sequence[str] | str,
+def final_table(runs: Iterable[RunResult] | pd.DataFrame, index: Sequence[str] | str, columns: Sequence[str] | str,
                 value: str = "final_accuracy") -> pd.DataFrame:
     """Mean over seeds of a final metric (``final_accuracy``, ``final_train_loss``, ``mean_cos_delta``…),
-    pivoted: ``final_table(runs, index=["aggregator", "beta"], columns="attack")``."""
-    df = runs_table(runs)
+    pivoted: ``final_table(runs, index=["aggregator", "beta"], columns="attack")``; ``runs`` or their table."""
+    df = runs if isinstance(runs, pd.DataFrame) else runs_table(runs)
     if value not in df.columns:
         raise ConfigError(f"value: unknown {value!r}; choose one of: "
                          f"{', '.join(c for c in df.columns if c.startswith(('final_', 'mean_', 'best_')))}")

@@ -35,11 +35,10 @@ from . import claims, paper, plots
 from .errors import ConfigError, one_line
 from .experiments import load_profile
 from .store import ResultStore
-from .tables import in_experiment
+from .tables import SHOWCASE_TABLE, in_experiment, read_curves, read_results
 
-FOLDER = claims.SHOWCASE_TABLE.parent
+FOLDER = SHOWCASE_TABLE.parent
 CURVE_COLUMNS = ("key", "round", "epoch", "test_accuracy", "train_loss")
-LABELS = ("dataset", "partition", "attack", "aggregator", "beta", "seed")
 
 
 def export(store: str | Path, out: Path = FOLDER) -> pd.DataFrame:
@@ -84,9 +83,8 @@ def load(folder: Path = FOLDER) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not (folder / name).exists():
             raise ConfigError(f"folder: {folder / name} not found; export it with "
                               "`python -m byzlab.showcase --store <showcase store>`")
-    results = pd.read_csv(folder / "results.csv")
-    curves = pd.read_csv(folder / "curves.csv").merge(results[["key", "experiments", *LABELS]], on="key")
-    return results, curves
+    results = read_results(folder / "results.csv")
+    return results, read_curves(folder / "results.csv", results)
 
 
 def _in(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from .config import RunConfig
@@ -147,3 +151,71 @@ def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFr
         on = [k if k != "attack" else "_paper_attack" for k in keys]
         out = out.merge(ref, on=on, how="left").drop(columns="_paper_attack")
     return out
+
+
+# ------------------------------------------------------------------ results tables on disk
+#: the committed results table of the ``showcase`` profile (one row per run), beside its
+#: ``curves.csv`` (one row per run and evaluation) and the README's figures
+SHOWCASE_TABLE = Path(__file__).resolve().parents[1] / "figures" / "showcase" / "results.csv"
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """A results table file (``results.csv`` of a sweep or of the showcase, or ``.parquet``)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"table: file not found: {path}")
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in ("key", *TABLE4_KEYS, "seed", "final_accuracy") if c not in df.columns]
+    if missing:
+        raise ConfigError(f"table: {path} is not a results table, it lacks columns {missing}")
+    df["beta"] = df["beta"].astype(float).round(6)
+    df.attrs["source"] = f"results table {path.name} ({len(df)} runs)"
+    return df
+
+
+def read_curves(path: str | os.PathLike, results: pd.DataFrame) -> pd.DataFrame:
+    """The ``curves.csv`` beside the results table ``path`` (one row per run and evaluation: key,
+    round, epoch, test_accuracy, train_loss), labelled with each run's columns of ``results``."""
+    curves = Path(path).with_name("curves.csv")
+    if not curves.exists():
+        raise ConfigError(f"table: no curves.csv beside {path}: the figures need the runs' histories "
+                          "(export them with `python -m byzlab.showcase --store <store>`), or read the runs "
+                          "from the results store (table=None)")
+    labels = [c for c in ("experiments", *TABLE4_KEYS, "seed", "tau", "z", "lam", "epochs") if c in results.columns]
+    return pd.read_csv(curves).merge(results[["key", *labels]], on="key")
+
+
+def _matches(column: str, labels: pd.Series, value) -> pd.Series:
+    """Whether each label of a results-table column matches a filter value given as a config value
+    (``attack="alie"`` keeps ``alie`` and ``alie_z1.2``, ``aggregator="cc"`` both τ, ``partition=
+    "dirichlet"`` every α), as :func:`byzlab.paper.results` filters configs."""
+    values = value if isinstance(value, (list, tuple, set)) else [value]
+    keep = pd.Series(False, index=labels.index)
+    for v in values:
+        if column in ("attack", "aggregator", "partition", "dataset", "model"):
+            s = labels.astype(str)
+            suffix = {"attack": r"_z[-0-9.e]+", "aggregator": r"_tau[-0-9.e]+", "partition": r"[0-9.e]+"}.get(column)
+            keep |= (s == str(v)) | (s.str.fullmatch(re.escape(str(v)) + suffix) if suffix else False)
+        else:
+            keep |= np.isclose(pd.to_numeric(labels, errors="coerce"), float(v), equal_nan=False) \
+                if isinstance(v, (int, float)) and not isinstance(v, bool) else labels == v
+    return keep
+
+
+def select(df: pd.DataFrame, experiment: str | None = None, **filters) -> pd.DataFrame:
+    """The rows of a results (or curves) table in ``experiment`` whose columns match ``filters``
+    (None: no filter); a filter naming a column the table lacks, or matching nothing, is a ConfigError."""
+    rows = df[in_experiment(df, experiment)] if experiment is not None and "experiments" in df.columns else df
+    if not len(rows):
+        raise ConfigError(f"experiment: no run of {experiment!r} in this results table")
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name not in rows.columns:
+            raise ConfigError(f"filters: the results table has no column {name!r}")
+        kept = rows[_matches(name, rows[name], value)]
+        if not len(kept):
+            raise ConfigError(f"filters: no run has {name}={value!r} (the table has "
+                              f"{sorted(map(str, rows[name].dropna().unique()))})")
+        rows = kept
+    return rows

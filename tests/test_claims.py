@@ -201,3 +201,88 @@ def test_showcase_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     showcase.update_readme(readme, tmp_path)
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text and "| claim |" in text
+
+
+def _results_on_disk(folder, rows):
+    """A results.csv + curves.csv pair with the given (attack, aggregator, partition, beta, seed, accuracy)."""
+    results = pd.DataFrame([{"key": f"{i:016x}", "experiments": "table4" if i else "table4;fig3", "cell": f"c{i}",
+                             "dataset": "mnist5k", "partition": p, "attack": a, "aggregator": g, "beta": b,
+                             "seed": s, "epochs": 60, "final_accuracy": acc}
+                            for i, (a, g, p, b, s, acc) in enumerate(rows)])
+    results.to_csv(folder / "results.csv", index=False)
+    pd.DataFrame([{"key": k, "round": r, "epoch": r / 5, "test_accuracy": r, "train_loss": 1 / r}
+                  for k in results["key"] for r in (5, 10, 15)]).to_csv(folder / "curves.csv", index=False)
+    return folder / "results.csv"
+
+
+def test_frames_read_a_results_table_and_filter_it_as_the_store_filters_configs(tmp_path):
+    """paper.frames on a table: the same filters as on configs (attack="alie" is both z; "rop" is not ROP-S),
+    the curves of exactly the kept runs, and nothing trained (no store is opened)."""
+    from byzlab import paper
+
+    path = _results_on_disk(tmp_path, [
+        ("rop", "cc_tau0.1", "iid", 0.0, 0, 80.0), ("rop_s", "cc_tau0.1", "iid", 0.0, 0, 70.0),
+        ("alie", "tm", "iid", 0.9, 0, 90.0), ("alie_z1.2", "tm", "dirichlet1", 0.9, 1, 10.0),
+        ("none", "cc_tau1", "dirichlet1", 0.0, 0, 96.0), ("none", "tm", "iid", 0.99, 1, 95.0)])
+    results, curves = paper.frames("quick", "table4", table=path, store=tmp_path / "no-store", attack="alie")
+    assert sorted(results["attack"]) == ["alie", "alie_z1.2"] and len(curves) == 2 * 3
+    assert set(curves["key"]) == set(results["key"]) and {"attack", "beta", "seed"} <= set(curves.columns)
+    rows, none = paper.frames("quick", table=path, curves_too=False, attack="rop")
+    assert list(rows["attack"]) == ["rop"] and none is None
+    assert list(paper.frames("quick", table=path, curves_too=False, aggregator="cc")[0]["aggregator"]) == \
+        ["cc_tau0.1", "cc_tau0.1", "cc_tau1"]
+    assert list(paper.frames("quick", table=path, curves_too=False, partition="dirichlet")[0]["final_accuracy"]) == \
+        [10.0, 96.0]
+    assert list(paper.frames("quick", table=path, curves_too=False, beta=0.9, seed=[1])[0]["attack"]) == ["alie_z1.2"]
+    assert list(paper.frames("quick", "fig3", table=path, curves_too=False)[0]["attack"]) == ["rop"]
+    # the notebooks' tables from it: Table IV's mean over seeds of a cell, by hand
+    t4 = paper.table4(paper.frames("quick", table=path, curves_too=False, attack="none")[0])
+    assert list(t4["accuracy_mean"]) == [96.0, 95.0]
+    assert not (tmp_path / "no-store").exists()
+    assert paper.final_table(results, index="aggregator", columns="attack").loc["tm", "alie_z1.2"] == 10.0
+
+
+def test_frames_bad_filters_and_missing_curves_are_one_line_errors(tmp_path):
+    from byzlab import paper
+    from byzlab.errors import ConfigError
+
+    path = _results_on_disk(tmp_path, [("rop", "cc_tau0.1", "iid", 0.0, 0, 80.0)])
+    with pytest.raises(ConfigError, match=r"^filters: no run has attack='ipm' \(the table has \['rop'\]\)$"):
+        paper.frames("quick", table=path, attack="ipm")
+    with pytest.raises(ConfigError, match="^filters: the results table has no column 'colour'$"):
+        paper.frames("quick", table=path, colour="red")
+    with pytest.raises(ConfigError, match="^experiment: no run of 'fig12' in this results table$"):
+        paper.frames("quick", "fig12", table=path)
+    with pytest.raises(ConfigError, match="^table: file not found: "):
+        paper.frames("quick", table=tmp_path / "nope.csv")
+    (tmp_path / "curves.csv").unlink()
+    with pytest.raises(ConfigError, match="^table: no curves.csv beside "):
+        paper.frames("quick", table=path)
+    assert len(paper.frames("quick", table=path, curves_too=False)[0]) == 1
+    pd.DataFrame({"x": [1]}).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(ConfigError, match=r"^table: .*other.csv is not a results table, it lacks columns"):
+        paper.frames("quick", table=tmp_path / "other.csv")
+
+
+def test_the_showcase_notebooks_render_the_committed_table(tmp_path):
+    """profile "showcase" with no table: the committed results.csv + curves.csv; Table IV's cells agree with
+    a plain mean over the csv rows, read with the csv module."""
+    import csv
+
+    from byzlab import paper
+    from byzlab.tables import SHOWCASE_TABLE
+
+    if not SHOWCASE_TABLE.exists():
+        pytest.skip("no committed showcase table in this checkout")
+    results, curves = paper.frames("showcase", "table4", store=tmp_path / "no-store", partition="iid")
+    with SHOWCASE_TABLE.open() as f:
+        rows = [r for r in csv.DictReader(f) if "table4" in r["experiments"].split(";") and r["partition"] == "iid"]
+    assert len(results) == len(rows) and set(results["key"]) == {r["key"] for r in rows}
+    t4 = paper.table4(results).set_index(["attack", "aggregator", "beta"])
+    for (attack, aggregator, beta), got in t4["accuracy_mean"].items():
+        accs = [float(r["final_accuracy"]) for r in rows
+                if (r["attack"], r["aggregator"], round(float(r["beta"]), 6)) == (attack, aggregator, beta)]
+        assert got == pytest.approx(sum(accs) / len(accs), abs=1e-9)
+    last = curves.sort_values("round").groupby("key")["test_accuracy"].last()
+    assert np.allclose(last.loc[results["key"]].to_numpy(), results["final_accuracy"].to_numpy(), atol=1e-4)
+    assert not (tmp_path / "no-store").exists()

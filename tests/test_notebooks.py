@@ -114,7 +114,7 @@ def test_notebooks_are_thin(path):
 def test_experiments_used_by_the_notebooks_exist_in_the_shipped_profiles(profile):
     used = set()
     for path in FIGURE_NOTEBOOKS:
-        used |= set(re.findall(r'paper\.results\(profile, "(\w+)"', "".join(source(c) for c in read(path).cells)))
+        used |= set(re.findall(r'paper\.(?:results|frames)\(profile, "(\w+)"', "".join(source(c) for c in read(path).cells)))
     assert used == {"fig1", "fig3", "table4", "fig12", "fig13_14"}
     assert used <= set(load_profile(profile).experiments)
 
