@@ -29,8 +29,8 @@ from .experiments import PROFILE_DIR as _SHIPPED
 from .experiments import Profile, load_profile
 from .results import RunResult
 from .store import ResultStore
-from .tables import (PAPER_ATTACK, SHOWCASE_TABLE, TABLE4_KEYS, aggregator_label, attack_label, paper_table4,
-                     partition_label, read_curves, read_results, results_table, select, table4)
+from .tables import (PAPER_ATTACK, SHOWCASE_TABLE, TABLE4_KEYS, aggregator_label, attack_label, knobs,
+                     paper_table4, partition_label, read_curves, read_results, results_table, select, table4)
 from .errors import ConfigError
 
 __all__ = [
@@ -170,10 +170,7 @@ def _labels(cfg: RunConfig) -> dict:
     return {
         "dataset": cfg.dataset, "partition": partition_label(cfg), "attack": attack_label(cfg),
         "aggregator": aggregator_label(cfg), "beta": round(float(cfg.beta), 6), "seed": cfg.seed,
-        "tau": cfg.aggregator_params.get("tau", np.nan),
-        "z": cfg.attack_params.get("z", np.nan) if cfg.attack.startswith("rop") else np.nan,
-        "lam": cfg.attack_params.get("lam", np.nan) if cfg.attack.startswith("rop") else np.nan,
-        "epochs": cfg.epochs, "key": cfg.key(),
+        **knobs(cfg), "epochs": cfg.epochs, "key": cfg.key(),
     }
 
 
@@ -277,13 +274,11 @@ def final_table(runs: Iterable[RunResult] | pd.DataFrame, index: Sequence[str] |
 
 
 def runs_table(runs: Iterable[RunResult]) -> pd.DataFrame:
-    """:func:`byzlab.tables.results_table` plus the paper's knobs as plain columns (tau, z, lam)."""
+    """:func:`byzlab.tables.results_table` of the runs, β rounded to 6 decimals (as the paper's table)."""
     runs = list(runs)
     if not runs:
         raise ConfigError("runs: no results")
     df = results_table(runs)
-    extra = pd.DataFrame([_labels(r.config) for r in runs])[["tau", "z", "lam"]]
-    df = pd.concat([df.reset_index(drop=True), extra], axis=1)
     df["beta"] = df["beta"].astype(float).round(6)
     return df
 

@@ -5,7 +5,8 @@ The showcase (``byzlab/profiles/showcase.yaml``: mnist5k, the paper's cnn, 300 r
 results live in ``figures/showcase/`` so that they render anywhere without retraining:
 
 ``results.csv``
-    one row per run (:func:`byzlab.paper.runs_table` plus the experiments it belongs to);
+    one row per run (:func:`byzlab.sweep.collect`: :func:`byzlab.tables.results_table` plus the
+    experiments it belongs to);
 ``curves.csv``
     one row per run and evaluation (round, epoch, test accuracy, train loss);
 ``claims.md``, ``*.png`` / ``*.html``
@@ -35,23 +36,21 @@ from . import claims, paper, plots
 from .errors import ConfigError, one_line
 from .experiments import load_profile
 from .store import ResultStore
-from .tables import SHOWCASE_TABLE, in_experiment, read_curves, read_results
+from .tables import SHOWCASE_TABLE, curves_table, in_experiment, read_curves, read_results
 
 FOLDER = SHOWCASE_TABLE.parent
-CURVE_COLUMNS = ("key", "round", "epoch", "test_accuracy", "train_loss")
 
 
 def export(store: str | Path, out: Path = FOLDER) -> pd.DataFrame:
     """Write ``results.csv`` and ``curves.csv`` of the showcase runs held by ``store``; return the results."""
-    from .sweep import make_plan
+    from .sweep import collect, make_plan, stored_runs
 
     plan = make_plan(load_profile("showcase"), ResultStore(store))
-    runs = [r for r in (plan.store.get(c) for c in plan.done) if r is not None]
+    runs = stored_runs(plan)
     if not runs:
         raise ConfigError(f"store: no run of the showcase profile in {store}")
-    df = paper.runs_table(runs)
-    df.insert(1, "experiments", df["key"].map(lambda k: ";".join(plan.experiments.get(k, ()))))
-    curves = paper.curves(runs)[list(CURVE_COLUMNS)]
+    df = collect(plan, runs)
+    curves = curves_table(runs)
     out.mkdir(parents=True, exist_ok=True)
     df.round(6).to_csv(out / "results.csv", index=False)
     curves.round(5).to_csv(out / "curves.csv", index=False)

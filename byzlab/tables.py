@@ -62,8 +62,17 @@ def partition_label(cfg: RunConfig) -> str:
     return cfg.partition if cfg.partition == "iid" else f"dirichlet{cfg.alpha:g}"
 
 
+def knobs(cfg: RunConfig) -> dict:
+    """The paper's knobs of a run as plain columns: CC's ``tau``, ROP's ``z`` and ``lam`` (NaN where
+    the run has none; ALIE's z is in its ``attack`` label, :func:`attack_label`)."""
+    rop = cfg.attack.startswith("rop")
+    return {"tau": cfg.aggregator_params.get("tau", np.nan),
+            "z": cfg.attack_params.get("z", np.nan) if rop else np.nan,
+            "lam": cfg.attack_params.get("lam", np.nan) if rop else np.nan}
+
+
 def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
-    """One row per run: its identifying config columns and final metrics.
+    """One row per run: its identifying config columns, the paper's knobs (:func:`knobs`) and final metrics.
 
     ``dataset, partition, attack, aggregator, beta`` are labelled as in the paper's
     Table IV (``table4_paper.csv``), so the two merge on those columns; ``cell``
@@ -85,8 +94,22 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
             "seconds_per_round": r.meta.get("seconds_per_round"),
             "wall_seconds": r.meta.get("wall_seconds"),
             **{f"mean_{col}": float(r.rounds[col].mean()) for col in ("cos_delta", "cos_ref_benign", "cos_ref_byz", "clip_fraction") if col in r.rounds},
+            **knobs(c),
         })
     return pd.DataFrame(rows)
+
+
+#: the columns of a curves table (:func:`curves_table`, ``curves.csv``)
+CURVE_COLUMNS = ("key", "round", "epoch", "test_accuracy", "train_loss")
+
+
+def curves_table(results: Iterable[RunResult]) -> pd.DataFrame:
+    """One row per run and evaluation: the run's ``key`` and its round, epoch, test accuracy and benign
+    train loss — what the figures of a results table need (``curves.csv`` beside ``results.csv``)."""
+    frames = [r.history.assign(key=r.config.key()) for r in results]
+    if not frames:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(CURVE_COLUMNS)]
 
 
 def in_experiment(df: pd.DataFrame, experiment: str) -> pd.Series:
@@ -169,6 +192,12 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise ConfigError(f"table: {path} is not a results table, it lacks columns {missing}")
     df["beta"] = df["beta"].astype(float).round(6)
+    if "tau" not in df.columns:  # a table written before the knobs were columns of results_table
+        rop = df["attack"].astype(str).str.startswith("rop")
+        for name, column, only_rop in (("tau", "aggregator.tau", False), ("z", "attack.z", True),
+                                       ("lam", "attack.lam", True)):
+            values = df[column] if column in df.columns else pd.Series(np.nan, index=df.index)
+            df[name] = values.where(rop) if only_rop else values
     df.attrs["source"] = f"results table {path.name} ({len(df)} runs)"
     return df
 

@@ -299,6 +299,31 @@ def test_extending_the_grid_computes_only_the_new_runs(tmp_path):
     assert_same_results(second.table[second.table["seed"] == 0], first.table)
 
 
+def test_the_sweep_writes_the_curves_the_notebooks_draw(tmp_path):
+    """results.csv + curves.csv: one curve row per run and evaluation (digits, k = 10, b = 16: 1,437 // 10 // 16 =
+    8 rounds an epoch, 2 epochs, evaluated once an epoch), whose last accuracy is the run's final accuracy; the
+    notebooks' frames and Table III read the pair with nothing trained."""
+    from byzlab import paper
+
+    prof = write(tmp_path / "tiny.yaml", TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 8", "epochs: 2"))
+    run_sweep(prof, tmp_path / "out", workers=0, render=False, progress=False, print_fn=lambda s: None)
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    curves = pd.read_csv(tmp_path / "out" / "curves.csv")
+    assert list(curves.columns) == ["key", "round", "epoch", "test_accuracy", "train_loss"]
+    assert sorted(curves["key"].unique()) == sorted(results["key"]) and len(results) == 4
+    assert all(list(g["round"]) == [8, 16] for _, g in curves.groupby("key"))
+    last = curves.groupby("key")["test_accuracy"].last()
+    assert np.allclose(last.loc[results["key"]].to_numpy(), results["final_accuracy"].to_numpy())
+    # the paper's knobs are plain columns: CC's tau where the aggregator is CC, NaN elsewhere
+    assert (results.loc[results["aggregator"] == "cc_tau1", "tau"] == 1.0).all()
+    assert results.loc[results["aggregator"] == "tm", "tau"].isna().all() and results["z"].isna().all()
+    rows, frame = paper.frames(tmp_path / "tiny.yaml", table=tmp_path / "out" / "results.csv",
+                               store=tmp_path / "elsewhere", aggregator="cc")
+    assert len(rows) == 2 and len(frame) == 4 and set(frame["aggregator"]) == {"cc_tau1"}
+    assert list(paper.table3(rows).index.get_level_values("tau")) == [1.0]
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_batched_jobs_store_every_run(tmp_path):
     prof = write(tmp_path / "tiny.yaml", TINY.replace("epochs: 8", "epochs: 2"))
     batched = run_sweep(prof, tmp_path / "b", workers=0, runs_per_job=3, render=False, progress=False,

@@ -93,7 +93,7 @@ from ..tables import table4
 from .backends import BACKENDS, make_backend
 from .cli import add_parser, parse_seeds
 from .estimate import Estimate, auto_batch, calibrate, estimate, format_duration
-from .output import collect, read_json, write_json, write_results
+from .output import collect, read_json, stored_runs, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
 from .progress import Tracker
 from .worker import execute_job
@@ -108,6 +108,7 @@ __all__ = [
     "run_sweep",
     "dry_run",
     "collect",
+    "stored_runs",
     "write_results",
     "table4",
     "add_parser",

@@ -1,7 +1,8 @@
 """What a sweep writes besides the store: the results tables, and small JSON files written atomically.
 
 :func:`write_results` writes ``<out>/results.csv`` (one row per stored run of the
-plan, from :func:`collect`; also ``results.parquet`` when pyarrow is installed) and,
+plan, from :func:`collect`) and ``<out>/curves.csv`` (one row per run and evaluation, what
+the figures draw; both also as parquet when pyarrow is installed) and,
 when the profile has Table IV, ``<out>/table4.csv``.  Every file is written to a
 temporary name and renamed, so that a sweep killed meanwhile never leaves half a
 file.  :func:`read_json` and :func:`write_json` serve ``<out>/sweep.json`` and the
@@ -17,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..tables import in_experiment, results_table, table4
+from ..results import RunResult
+from ..tables import curves_table, in_experiment, results_table, table4
 from .plan import Plan
 
 
@@ -37,10 +39,15 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def collect(plan: Plan) -> pd.DataFrame:
-    """One tidy row per stored run of the plan, with the experiments it belongs to (``a;b``)."""
-    results = [r for r in (plan.store.get(c) for c in plan.configs) if r is not None]
-    df = results_table(results)
+def stored_runs(plan: Plan) -> list[RunResult]:
+    """The runs of the plan its store holds (finished runs only)."""
+    return [r for r in (plan.store.get(c) for c in plan.configs) if r is not None]
+
+
+def collect(plan: Plan, runs: list[RunResult] | None = None) -> pd.DataFrame:
+    """One tidy row per stored run of the plan (or per run of ``runs``), with the experiments it
+    belongs to (``a;b``)."""
+    df = results_table(stored_runs(plan) if runs is None else runs)
     if len(df):
         df.insert(1, "experiments", df["key"].map(lambda k: ";".join(plan.experiments.get(k, ()))))
     return df
@@ -66,9 +73,12 @@ def _write_table(df: pd.DataFrame, path: Path) -> list[Path]:
 
 
 def write_results(plan: Plan, out: Path) -> pd.DataFrame:
-    """``<out>/results.csv`` (+ parquet) and, when the profile has Table IV, ``<out>/table4.csv``."""
-    df = collect(plan)
+    """``<out>/results.csv`` and ``<out>/curves.csv`` (+ parquet) and, when the profile has Table IV,
+    ``<out>/table4.csv``."""
+    runs = stored_runs(plan)
+    df = collect(plan, runs)
     _write_table(df, out / "results.csv")
+    _write_table(curves_table(runs), out / "curves.csv")
     if len(df) and "experiments" in df and in_experiment(df, "table4").any():
         t4 = table4(df, paper=True)
         tmp = out / f".table4.csv.tmp{os.getpid()}"
