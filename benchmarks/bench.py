@@ -38,6 +38,7 @@ Writes ``<out>.json`` (every sample) and ``<out>.md`` (the tables) and prints th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import gc
 import json
@@ -59,7 +60,7 @@ from byzlab import aggregators as A
 from byzlab.batched import BatchedSimulation
 from byzlab.data import Dataset
 from byzlab.models import build_model, sparse_mask
-from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS
+from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive import PerClientLoop  # noqa: E402
@@ -220,12 +221,14 @@ def rule_tables(spec: ModelSpec, device: torch.device, timer: Timer, n: int, mod
     d = sum(p.numel() for p in model.parameters())
     x = torch.randn(K, d, device=device, generator=g) * 1e-2 + 1e-3
     prev = x[:K_B].mean(0) + 1e-3 * torch.randn(d, device=device, generator=g)
-    ctx = {"f": K_M, "b": K_M, "k_m": K_M, "k": K, "t": 2, "lr": 0.1, "center": prev, "prev_aggregate": prev,
-           "generator": g, "mask": sparse_mask(model).to(device), "byzantine": x[K_B:]}
+    ctx = RoundContext(t=2, k=K, k_m=K_M, f=K_M, lr=0.1, prev_aggregate=prev, center=prev, generator=g,
+                       byzantine=x[K_B:], mask=sparse_mask(model).to(device), server_update=prev)
+    server = AGGREGATORS["cc"]  # the defence an adaptive attack's trial aggregations run (one aggregation each)
 
     def call(rule, first):
-        kwargs = {name: ctx[name] for name in rule.context}
-        return lambda: rule.fn(first, **kwargs, **rule.params)
+        # each rule keeps its own state across the timed calls (steady state), as in a run
+        rule_ctx = dataclasses.replace(ctx, state={}, aggregate=lambda X: server(X, server.params, ctx))
+        return lambda: rule(first, rule.params, rule_ctx)
 
     out: dict[str, dict] = {"aggregators": {}, "pre_aggregators": {}, "attacks": {}, "alternatives": {}}
     for name, rule in AGGREGATORS.items():
