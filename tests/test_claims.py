@@ -286,3 +286,17 @@ def test_the_showcase_notebooks_render_the_committed_table(tmp_path):
     last = curves.sort_values("round").groupby("key")["test_accuracy"].last()
     assert np.allclose(last.loc[results["key"]].to_numpy(), results["final_accuracy"].to_numpy(), atol=1e-4)
     assert not (tmp_path / "no-store").exists()
+
+
+def test_a_results_table_without_the_knob_columns_gets_them_from_the_rule_parameters(tmp_path):
+    """Tables written before tau/z/lam were columns: tau from aggregator.tau, z and lam from ROP's attack.z/lam only."""
+    from byzlab.tables import read_results
+
+    path = _results_on_disk(tmp_path, [("rop", "cc_tau0.1", "iid", 0.0, 0, 80.0), ("alie_z1.2", "tm", "iid", 0.0, 0, 9.0)])
+    df = pd.read_csv(path)
+    df["aggregator.tau"], df["attack.z"], df["attack.lam"] = [0.1, np.nan], [1.0, 1.2], [0.9, np.nan]
+    df.to_csv(path, index=False)
+    got = read_results(path)
+    assert got["tau"].tolist()[0] == 0.1 and np.isnan(got["tau"].tolist()[1])
+    assert got["z"].tolist()[0] == 1.0 and np.isnan(got["z"].tolist()[1])  # ALIE's z is in its label, not here
+    assert got["lam"].tolist()[0] == 0.9 and got["beta"].dtype == float
