@@ -36,16 +36,20 @@ from . import claims, paper, plots
 from .errors import ConfigError, one_line
 from .experiments import load_profile
 from .store import ResultStore
+from .sweep.cli import parse_seeds
 from .tables import SHOWCASE_TABLE, curves_table, in_experiment, read_curves, read_results
 
 FOLDER = SHOWCASE_TABLE.parent
 
 
-def export(store: str | Path, out: Path = FOLDER) -> pd.DataFrame:
-    """Write ``results.csv`` and ``curves.csv`` of the showcase runs held by ``store``; return the results."""
+def export(store: str | Path, out: Path = FOLDER, seeds: list[int] | None = None) -> pd.DataFrame:
+    """Write ``results.csv`` and ``curves.csv`` of the showcase runs held by ``store``; return the results.
+
+    ``seeds``: the seeds of the grid (None: the profile's, 0 and 1), as the sweep's ``--seeds``."""
     from .sweep import collect, make_plan, stored_runs
 
-    plan = make_plan(load_profile("showcase"), ResultStore(store))
+    prof = load_profile("showcase")
+    plan = make_plan(prof if seeds is None else prof.with_seeds(seeds), ResultStore(store))
     runs = stored_runs(plan)
     if not runs:
         raise ConfigError(f"store: no run of the showcase profile in {store}")
@@ -55,7 +59,8 @@ def export(store: str | Path, out: Path = FOLDER) -> pd.DataFrame:
     df.round(6).to_csv(out / "results.csv", index=False)
     curves.round(5).to_csv(out / "curves.csv", index=False)
     (out / "status.txt").write_text(
-        f"{len(runs)} of the {plan.total} runs of the showcase profile "
+        f"{len(runs)} of the {plan.total} runs of the showcase profile"
+        f"{'' if seeds is None else ' over seeds ' + ', '.join(map(str, seeds))} "
         f"(exported {time.strftime('%Y-%m-%d')}; {_machine()}, torch {_torch_version()})\n")
     return df
 
@@ -127,7 +132,9 @@ def draw(folder: Path = FOLDER) -> list[Path]:
 def claims_markdown(results: pd.DataFrame) -> str:
     """The claims table as Markdown: one row per claim (and ALIE variant), verdict from the data."""
     t = claims.claims_table(results)
-    lines = ["| claim | ALIE z | verdict (byzlab) | holds / not / inconclusive / not run | byzlab: A vs B (seeds) "
+    counts = t["verdict"].value_counts()
+    summary = ", ".join(f"{v} {counts.get(v, 0)}" for v in (claims.HOLDS, claims.FAILS, claims.INCONCLUSIVE, claims.NOT_RUN))
+    lines = [f"Verdicts of the {len(t)} rows: {summary}.", "", "| claim | ALIE z | verdict (byzlab) | holds / not / inconclusive / not run | byzlab: A vs B (seeds) "
              "| paper (FMNIST/CIFAR-10, Table IV) |", "|---|---|---|---|---|---|"]
     for _, r in t.iterrows():
         counts = f"{r['holds']} / {r['does_not_hold']} / {r['inconclusive']} / {r['not_run']}"
@@ -155,12 +162,14 @@ def update_readme(readme: Path, folder: Path = FOLDER) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m byzlab.showcase", description=__doc__.splitlines()[0])
     ap.add_argument("--store", default=None, help="a showcase sweep's results store: export its runs first")
+    ap.add_argument("--seeds", default=None, type=parse_seeds,
+                    help="export these seeds of the grid, e.g. 0,1,2 after `byzlab sweep --seeds 0,1,2` (default: 0,1)")
     ap.add_argument("--out", default=str(FOLDER), help=f"folder of the tables and figures (default {FOLDER})")
     ap.add_argument("--readme", default=None, help="a README whose showcase claims block is rewritten")
     args = ap.parse_args(argv)
     try:
         if args.store is not None:
-            export(args.store, Path(args.out))
+            export(args.store, Path(args.out), args.seeds)
         for path in draw(Path(args.out)):
             print(path)
         if args.readme is not None:

@@ -177,6 +177,13 @@ def test_showcase_outputs_draw_from_the_committed_tables_alone(tmp_path):
     assert {"figs4-9_accuracy_mnist5k_iid.html", "figs10-11_train_loss_mnist5k_iid.html",
             "table4_mnist5k_iid.html", "claims.md"} <= written
     md = (tmp_path / "claims.md").read_text().splitlines()
+    import re
+    head = re.fullmatch(r"Verdicts of the (\d+) rows: holds (\d+), does not hold (\d+), inconclusive (\d+), "
+                        r"not run (\d+)\.", md[0])
+    rows = [line for line in md if line.startswith("| ") and "**" in line]
+    assert head and int(head[1]) == len(rows) == 8  # 8 claims; ALIE only at z_max here (z = 1.2 adds 4 rows)
+    assert [int(head[i]) for i in range(2, 6)] == [sum(f"**{v}**" in line for line in rows)
+                                                   for v in ("holds", "does not hold", "inconclusive", "not run")]
     rop_cc = next(line for line in md if line.startswith("| ROP degrades CC at every τ and β |"))
     # 95 ± 0.7 vs 80 ± 0.7: a 15-point gap, far beyond 2 pooled std: holds; its 11 other cells are not run
     assert "**holds**" in rop_cc and "| 1 / 0 / 0 / 11 |" in rop_cc and "(+15.0)" in rop_cc
@@ -201,6 +208,12 @@ def test_showcase_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     showcase.update_readme(readme, tmp_path)
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text and "| claim |" in text
+    with pytest.raises(SystemExit) as exit_:
+        showcase.main(["--seeds", "0,x"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and err.endswith("argument --seeds: expected comma-separated integers >= 0, got '0,x'")
+    assert showcase.main(["--store", str(tmp_path / "empty"), "--seeds", "2", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("byzlab showcase: error: store: no run of the showcase profile in ")
 
 
 def _results_on_disk(folder, rows):
