@@ -151,8 +151,8 @@ def frames(profile: str | os.PathLike | Profile = "quick", experiment: str = "ta
         rows.attrs["source"] = f"{df.attrs['source']}: {len(rows)} runs of {experiment!r}"
         if not curves_too:
             return rows, None
-        curves = read_curves(table, df)
-        return rows, curves[curves["key"].isin(rows["key"])].reset_index(drop=True)
+        history = read_curves(table, df)
+        return rows, history[history["key"].isin(rows["key"])].reset_index(drop=True)
     runs = results(profile, experiment, store=store, **filters)
     rows = runs_table(runs)
     rows.attrs["source"] = f"profile {get_profile(profile).name!r}: {len(rows)} runs of {experiment!r}"

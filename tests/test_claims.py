@@ -313,3 +313,22 @@ def test_a_results_table_without_the_knob_columns_gets_them_from_the_rule_parame
     assert got["tau"].tolist()[0] == 0.1 and np.isnan(got["tau"].tolist()[1])
     assert got["z"].tolist()[0] == 1.0 and np.isnan(got["z"].tolist()[1])  # ALIE's z is in its label, not here
     assert got["lam"].tolist()[0] == 0.9 and got["beta"].dtype == float
+
+
+def test_frames_from_the_store_compute_the_missing_runs_and_label_their_curves(tmp_path):
+    """paper.frames with no table: the profile's runs from the store (computed, for a compute_in_notebook
+    profile), one curve row per evaluation (digits, k = 10, b = 16: 1,437 // 10 // 16 = 8 rounds an
+    epoch, 2 epochs, one evaluation an epoch), the last one the run's final accuracy."""
+    from byzlab import paper
+
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text("name: tiny\nseeds: [0]\ncompute_in_notebook: true\n"
+                    "base: {dataset: digits, k: 10, k_m: 2, b: 16, epochs: 2, lr: 0.1}\n"
+                    "experiments:\n  table4:\n    grid:\n      attack: [rop, none]\n"
+                    "      aggregator: [{aggregator: cc, tau: 1.0}]\n      beta: [0.9]\n")
+    rows, curves = paper.frames(prof, "table4", store=tmp_path / "store", attack="rop")
+    assert list(rows["attack"]) == ["rop"] and rows["tau"].tolist() == [1.0] and rows["z"].tolist() == [1.0]
+    assert curves["round"].tolist() == [8, 16] and set(curves["attack"]) == {"rop"}
+    assert curves["test_accuracy"].iloc[-1] == pytest.approx(rows["final_accuracy"].iloc[0])
+    assert (tmp_path / "store").exists()
+    assert paper.frames(prof, "table4", store=tmp_path / "store", curves_too=False)[1] is None
