@@ -319,7 +319,7 @@ def table4_heatmap(compare: pd.DataFrame, title: str | None = None, width: int =
     fig.update_layout(
         **{**LAYOUT, "margin": dict(l=170, r=30, t=90 + 16 * min(len(notes), 3), b=90)}, width=width,
         height=230 + 16 * min(len(notes), 3) + n_rows * (20 * len(ylabels) + 40),
-        title=dict(text=title, x=0) if title else None,
+        title=dict(text=title, x=0, y=1, yref="container", yanchor="top", pad=dict(t=12)) if title else None,
         coloraxis=dict(colorscale="Viridis", cmin=0, cmax=100,
                        colorbar=dict(title="%", len=0.6 if with_difference else 0.9,
                                      y=0.68 if with_difference else 0.5, thickness=12)),
