@@ -57,6 +57,7 @@ import torch.nn.functional as F
 import byzlab
 from byzlab import RunConfig, Simulation
 from byzlab import aggregators as A
+from byzlab import kernels
 from byzlab.batched import BatchedSimulation
 from byzlab.data import Dataset
 from byzlab.models import build_model, sparse_mask
@@ -240,9 +241,9 @@ def rule_tables(spec: ModelSpec, device: torch.device, timer: Timer, n: int, mod
         out["attacks"][name] = timer.per_call(call(rule, benign), n)
 
     # exact alternatives (plain textbook forms, and the CPU kernels forced on any device)
-    def network(cuts, take):  # the CPU kernels of byzlab.aggregators, forced on any device
-        net = A.rank_network(K, cuts)
-        return lambda: torch.cat([take(A.apply_rank_network_(x[:, sl].clone(), net)) for sl in A.column_blocks(x)])
+    def network(cuts, take):  # the CPU kernels of byzlab.kernels, forced on any device
+        net = kernels.rank_network(K, cuts)
+        return lambda: torch.cat([take(kernels.apply_rank_network_(x[:, sl].clone(), net)) for sl in kernels.column_blocks(x)])
     alts = {
         "tm: rank network": network((K_M, K - K_M), lambda w: w[K_M:K - K_M].mean(0)),
         "tm: two topk": lambda: (x.sum(0) - x.topk(K_M, 0, sorted=False).values.sum(0)
@@ -268,7 +269,7 @@ def rule_tables(spec: ModelSpec, device: torch.device, timer: Timer, n: int, mod
 
 def _compiled_network(x: torch.Tensor, cuts: tuple, take: Callable) -> Callable[[], torch.Tensor]:
     """``take(rows)`` after the rank network of ``cuts`` on the rows of ``x``, compiled into one fused kernel."""
-    pairs = [(a + j * step, a + j * step + dist) for a, step, count, dist in A.rank_network(x.shape[0], cuts)
+    pairs = [(a + j * step, a + j * step + dist) for a, step, count, dist in kernels.rank_network(x.shape[0], cuts)
              for j in range(count)]
 
     def network(m: torch.Tensor) -> torch.Tensor:

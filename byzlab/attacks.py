@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from .aggregators import column_blocks, row_distances
+from .kernels import column_blocks, row_distances
 from .registry import non_negative, one_of, positive, register_attack, unit_interval
 
 __all__ = [

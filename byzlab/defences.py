@@ -12,7 +12,7 @@ Registered names (``byzlab list``): aggregators ``s_cc``, ``clippedclustering``,
 Speed and host synchronisation
 ------------------------------
 k ≤ 100 while d is up to millions, so each rule is a few passes over ``x``
-(column blocks on CPU, :func:`~byzlab.aggregators.column_blocks`) plus work on
+(column blocks on CPU, :func:`~byzlab.kernels.column_blocks`) plus work on
 ``(k,)`` or ``(k, k)`` tensors.  Nothing reads a device value on the host:
 bucket sizes, cluster counts and loop lengths depend only on k and the
 parameters; choices that depend on the data (which clients share a bucket,
@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from .aggregators import column_blocks
+from .kernels import column_blocks
 from .registry import (
     non_negative,
     one_of,

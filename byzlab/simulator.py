@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint
-from .aggregators import column_blocks
+from .kernels import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset
 from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope

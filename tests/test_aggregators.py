@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from byzlab import aggregators as A
+from byzlab import kernels
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ def test_rank_network_partitions_every_01_input(k):
     sorted_ones = ones.sort(0).values
     for cuts in [(c,) for c in range(1, k)] + [(b, k - b) for b in range(1, (k + 1) // 2)] + [tuple(range(1, k))]:
         cuts = tuple(sorted(set(cuts)))
-        w = A.apply_rank_network_(ones.clone(), A.rank_network(k, cuts))
+        w = kernels.apply_rank_network_(ones.clone(), kernels.rank_network(k, cuts))
         bounds = (0, *cuts, k)
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             assert torch.equal(w[lo:hi].sum(0), sorted_ones[lo:hi].sum(0)), (k, cuts, lo, hi)
@@ -156,15 +157,15 @@ def test_rank_network_partitions_every_01_input(k):
 
 def test_rank_network_rejects_bad_cuts():
     with pytest.raises(ValueError, match="cuts"):
-        A.rank_network(5, (3, 2))
+        kernels.rank_network(5, (3, 2))
     with pytest.raises(ValueError, match="cuts"):
-        A.rank_network(5, (0,))
+        kernels.rank_network(5, (0,))
 
 
 @pytest.mark.parametrize("k", [3, 4, 7, 10, 25, 26])
 @pytest.mark.parametrize("ties", [False, True])
 def test_order_statistics_equal_the_sort_definitions_across_blocks(k, ties, monkeypatch):
-    monkeypatch.setattr(A, "CPU_BLOCK", 7)  # several column blocks, the last one partial
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 7)  # several column blocks, the last one partial
     g = torch.Generator().manual_seed(k)
     x = torch.randint(-2, 3, (k, 30), generator=g).double() if ties else torch.randn(k, 30, generator=g, dtype=torch.float64)
     assert torch.equal(A.median(x), _sort_median(x))
@@ -184,7 +185,7 @@ def test_order_statistics_propagate_nan_and_order_infinities():
 
 
 def test_bulyan_equals_its_definition(monkeypatch):
-    monkeypatch.setattr(A, "CPU_BLOCK", 5)
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 5)
     g = torch.Generator().manual_seed(2)
     x = torch.randn(25, 17, generator=g, dtype=torch.float64)
     f = 5
@@ -205,10 +206,10 @@ def test_bulyan_equals_its_definition(monkeypatch):
 
 
 def test_blocked_helpers_equal_the_plain_formulas(x, monkeypatch):
-    monkeypatch.setattr(A, "CPU_BLOCK", 4)
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 4)
     v, w = x[0] * 0.5, torch.linspace(0.1, 1.0, x.shape[0], dtype=x.dtype)
-    assert [(s.start, s.stop) for s in A.column_blocks(x)] == [(0, 4), (4, 8), (8, 12), (12, 13)]
-    assert torch.allclose(A.row_distances(x, v), (x - v).norm(dim=1))
-    assert torch.allclose(A.centered_matvec(w, x, v), w @ (x - v))
+    assert [(s.start, s.stop) for s in kernels.column_blocks(x)] == [(0, 4), (4, 8), (8, 12), (12, 13)]
+    assert torch.allclose(kernels.row_distances(x, v), (x - v).norm(dim=1))
+    assert torch.allclose(kernels.centered_matvec(w, x, v), w @ (x - v))
     assert torch.allclose(A.centered_clip(x, v, tau=0.7), v + ((x - v) * (0.7 / (x - v).norm(dim=1, keepdim=True))
                                                                .clamp(max=1)).mean(0))

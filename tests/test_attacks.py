@@ -113,9 +113,9 @@ def test_bit_flip_and_label_flip():
 
 
 def test_blocked_statistics_equal_the_plain_formulas(benign, monkeypatch):
-    from byzlab import aggregators as A
+    from byzlab import kernels
 
-    monkeypatch.setattr(A, "CPU_BLOCK", 7)  # several column blocks, the last one partial
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 7)  # several column blocks, the last one partial
     assert torch.allclose(T.alie(benign, 0.4), benign.mean(0) - 0.4 * benign.std(0, unbiased=True))
     assert torch.allclose(T.alie_alternating(benign, 0.4, 3), benign.mean(0) + 0.4 * benign.std(0, unbiased=True))
     m = benign.mean(0)

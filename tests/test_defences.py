@@ -28,6 +28,7 @@ import torch
 
 import byzlab
 from byzlab import aggregators as A
+from byzlab import kernels
 from byzlab import defences as D
 from byzlab.registry import AGGREGATORS, PRE_AGGREGATORS, ConfigError
 
@@ -149,7 +150,7 @@ def test_scc_column_blocks_and_float32(monkeypatch):
     x = _rand(10, 2500)
     center = _rand(1, 2500, seed=1)[0] * 0.1
     whole = D.sequential_centered_clip(x, center, t=3, generator=_gen(), tau=0.7, s=3)
-    monkeypatch.setattr(A, "CPU_BLOCK", 1000)  # several column blocks
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 1000)  # several column blocks
     blocked = D.sequential_centered_clip(x, center, t=3, generator=_gen(), tau=0.7, s=3)
     assert torch.allclose(whole, blocked, rtol=1e-12, atol=1e-14)
     single = D.sequential_centered_clip(x.float(), center.float(), t=3, generator=_gen(), tau=0.7, s=3)
@@ -324,7 +325,7 @@ def test_fltrust_equals_the_per_client_formula(monkeypatch):
     g0 = _rand(1, 2500, seed=1)[0] + x.mean(0)
     ts = [max(0.0, float(torch.dot(m, g0) / (m.norm() * g0.norm()))) for m in x]
     want = sum(t * m * g0.norm() / m.norm() for t, m in zip(ts, x)) / sum(ts)
-    monkeypatch.setattr(A, "CPU_BLOCK", 1000)
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 1000)
     assert torch.allclose(D.fltrust(x, g0), want, rtol=1e-10, atol=1e-12)
 
 

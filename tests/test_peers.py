@@ -86,6 +86,7 @@ import pytest
 import torch
 
 from byzlab import aggregators as A
+from byzlab import kernels
 from byzlab import attacks as T
 
 byzfl = pytest.importorskip(
@@ -97,7 +98,7 @@ SUMS = dict(rtol=1e-10, atol=1e-12)
 ITERATED = dict(rtol=1e-9, atol=1e-11)
 FLOAT32 = dict(rtol=1e-5, atol=1e-6)
 
-# (k, d, f, seed).  The last case has d > A.CPU_BLOCK, so byzlab's CPU kernels
+# (k, d, f, seed).  The last case has d > kernels.CPU_BLOCK, so byzlab's CPU kernels
 # work on more than one block of columns.
 CASES = [
     (5, 7, 1, 0),
@@ -105,7 +106,7 @@ CASES = [
     (10, 33, 3, 2),
     (16, 64, 3, 3),
     (25, 200, 5, 4),
-    (25, A.CPU_BLOCK + 300, 5, 5),
+    (25, kernels.CPU_BLOCK + 300, 5, 5),
 ]
 CASE_IDS = [f"k{k}-d{d}-f{f}-s{s}" for k, d, f, s in CASES]
 

@@ -311,9 +311,9 @@ def test_a_batched_round_never_synchronises_with_the_host():
 
 
 def test_diagnostics_equal_the_plain_formulas(digits, monkeypatch):
-    from byzlab import aggregators as A
+    from byzlab import kernels
 
-    monkeypatch.setattr(A, "CPU_BLOCK", 1000)  # several column blocks (d = 4,810)
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 1000)  # several column blocks (d = 4,810)
     F = torch.nn.functional
     sim = Simulation(RunConfig.make(**QUICK, attack="rop", aggregator="cc", tau=0.05, beta=0.5), dataset=digits)
     for t in range(3):
