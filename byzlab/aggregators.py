@@ -1,36 +1,40 @@
 r"""Robust aggregators (Section III-D of the paper) as pure functions.
 
 Every function takes ``x``, a ``(k, d)`` tensor with one client vector (momentum
-m_{i,t}) per row, and returns the aggregate m̃_t as a ``(d,)`` tensor.  Inputs are
-never modified.  All are permutation invariant in the rows (Krum-family ties
-aside) and run on whatever device ``x`` lives on, without host synchronisation.
+$m_{i,t}$) per row, and returns the aggregate $\tilde m_t$ as a ``(d,)`` tensor
+(Algorithm 1, line 13: $\tilde m_t \leftarrow \mathrm{AGG}(m_{1,t}, \dots, m_{k,t})$).
+Inputs are never modified.  All are permutation invariant in the rows (Krum-family
+ties aside) and run on whatever device ``x`` lives on, without host synchronisation.
 
 Pre-aggregators (``bucketing``, ``nnm``) map ``(k, d) -> (k', d)`` and compose
 with any aggregator (``RunConfig.pre_aggregators``).
 
-Registered names (``byzlab list``) — one canonical spelling per rule, the paper's
+Registered names (``byzlab list``): one canonical spelling per rule, the paper's
 abbreviation, used by configs, run keys, the CLI, profiles and result tables; the
-Python function's name is an accepted alias (:data:`byzlab.registry.ALIASES`):
+Python function's name is an accepted alias (``byzlab.registry.ALIASES``):
 
-=============  ====================  =====================================
-canonical      alias (function)      rule
-=============  ====================  =====================================
-``mean``       —                     average (FedAvg), not robust
-``cm``         ``median``            coordinate-wise median
-``tm``         ``trimmed_mean``      coordinate-wise trimmed mean
-``rfa``        ``geometric_median``  RFA, smoothed Weiszfeld
-``cc``         ``centered_clip``     Centered Clipping (Eq. 6, Alg. 2)
-``krum``       —                     Krum
-``multikrum``  ``multi_krum``        Multi-Krum
-``bulyan``     —                     Bulyan
-=============  ====================  =====================================
+| canonical   | alias (function)   | rule                                   |
+|-------------|--------------------|----------------------------------------|
+| `mean`      | –                  | average (FedAvg), not robust           |
+| `cm`        | `median`           | coordinate-wise median                 |
+| `tm`        | `trimmed_mean`     | coordinate-wise trimmed mean           |
+| `rfa`       | `geometric_median` | RFA, smoothed Weiszfeld                |
+| `cc`        | `centered_clip`    | Centered Clipping (Eq. 6, Alg. 2)      |
+| `krum`      | –                  | Krum                                   |
+| `multikrum` | `multi_krum`       | Multi-Krum                             |
+| `bulyan`    | –                  | Bulyan                                 |
 
 Pre-aggregators: ``bucketing``, ``nnm``.
+
+Notation in the formulas below: $x_1, \dots, x_k \in \mathbb{R}^d$ the rows of
+``x``, $x_{ij}$ coordinate $j$ of row $i$, $f$ the number of Byzantine clients
+the server guards against (``RoundContext.f``: ``agg_f`` if set, else $k_m$).
 
 How they are computed (speed)
 -----------------------------
 A round aggregates k = 25 vectors of d ≈ 0.3–5 M coordinates, so every rule is
-written as a few passes over ``x`` that never build another ``(k, d)`` tensor:
+written as a few passes over ``x`` that never build another ``(k, d)`` tensor
+(the helpers are in :mod:`byzlab.kernels`):
 
 * weighted sums Σ_i w_i x_i are one matrix–vector product (RFA, Multi-Krum) and
   row mixtures (bucketing, NNM) one matrix product;
@@ -89,16 +93,30 @@ def _check(x: torch.Tensor) -> None:
 
 # --------------------------------------------------------------------------- mean / median / TM
 def mean(x: torch.Tensor) -> torch.Tensor:
-    r"""Plain average :math:`\frac1k\sum_i x_i` (FedAvg; not robust)."""
+    r"""Plain average (FedAvg, McMahan et al. 2017, unweighted); not robust.
+
+    $$\mathrm{AGG}(x) = \frac{1}{k}\sum_{i=1}^{k} x_i$$
+
+    One Byzantine row can move it arbitrarily far.  It is the reference every robust
+    rule should match when all rows are benign.
+    """
     _check(x)
     return x.mean(0)
 
 
 def median(x: torch.Tensor) -> torch.Tensor:
-    r"""Coordinate-wise median (CM, [59], [61]).
+    r"""Coordinate-wise median (CM; Yin, Chen, Ramchandran & Bartlett, ICML 2018; the paper's [59], [61], Section III-D).
 
-    :math:`[\mathrm{CM}(x)]_j = \mathrm{median}_i\, x_{ij}`; for even k the average of
-    the two middle values (``torch.median`` alone would return the lower one).
+    $$[\mathrm{CM}(x)]_j = \operatorname{median}_{i=1..k}\, x_{ij}
+      = \begin{cases} x_{\omega_j(h+1)\,j} & k = 2h + 1 \\
+        \tfrac12\bigl(x_{\omega_j(h)\,j} + x_{\omega_j(h+1)\,j}\bigr) & k = 2h \end{cases}$$
+
+    where $\omega_j$ sorts column $j$ in increasing order.  For even $k$ the average of
+    the two middle values (``torch.median`` alone would return the lower one), as
+    ``np.median`` and ByzFL's ``Median``.  No parameter.
+
+    On CPU a :func:`~byzlab.kernels.rank_network` moves the middle value(s) of every
+    column into place; elsewhere ``torch.median`` (odd $k$) or ``topk`` (even $k$).
     """
     _check(x)
     k = x.shape[0]
@@ -119,16 +137,19 @@ def median(x: torch.Tensor) -> torch.Tensor:
 
 
 def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
-    r"""Coordinate-wise trimmed mean (TM, [61]; Section III-D).
+    r"""Coordinate-wise trimmed mean (TM; Yin et al., ICML 2018, the paper's [61]; Section III-D).
 
-    For each coordinate j drop the ``f`` largest and ``f`` smallest values and
-    average the remaining k − 2f:
+    For each coordinate $j$ drop the $f$ largest and $f$ smallest values and
+    average the remaining $k - 2f$:
 
-    .. math:: [\mathrm{TM}(x)]_j = \frac{1}{k-2f}\sum_{i=f+1}^{k-f} x_{\omega_j(i)\,j}
+    $$[\mathrm{TM}(x)]_j = \frac{1}{k-2f}\sum_{i=f+1}^{k-f} x_{\omega_j(i)\,j}$$
 
-    where ω_j sorts column j.  In the simulator ``f`` is the round context's
-    ``f`` (= k_m unless ``agg_f`` is set; ByzFL's ``TrMean(f)`` uses the same
-    name).  Requires k > 2f.
+    where $\omega_j$ sorts column $j$ in increasing order.  (The paper prints the sum
+    from $i = k_m$ to $k - k_m$ with $f = k_m$; that is $k - 2k_m + 1$ terms, an
+    off-by-one: the $k - 2f$ middle values are meant, as here and in ByzFL's
+    ``TrMean(f)``.)  In the simulator ``f`` is the round context's ``f`` ($k_m$
+    unless ``agg_f`` is set).  Requires $k > 2f$; $f = 0$ gives the mean.
+
     On CPU a :func:`~byzlab.kernels.rank_network` moves the f smallest and f largest values of
     every column to the outer rows and the middle rows are summed; elsewhere it is
     (sum − top-f − bottom-f) with two ``topk`` selections.
@@ -153,16 +174,24 @@ def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- RFA
 def geometric_median(x: torch.Tensor, iters: int = 3, nu: float = 0.1, init: str = "zero") -> torch.Tensor:
-    r"""Smoothed Weiszfeld approximation of the geometric median (RFA, [42]).
+    r"""RFA: smoothed Weiszfeld approximation of the geometric median (Pillutla, Kakade & Harchaoui, IEEE TSP 2022, the paper's [42]; Section III-D).
 
-    RFA(x) = argmin_z Σ_i ‖z − x_i‖₂, approximated by ``iters`` (T) Weiszfeld steps
+    The geometric median
 
-    .. math:: z \leftarrow \frac{\sum_i w_i x_i}{\sum_i w_i},\qquad
-              w_i = \frac{1}{\max(\nu, \lVert z - x_i\rVert)}
+    $$\mathrm{RFA}(x) = \operatorname*{arg\,min}_{z \in \mathbb{R}^d} \sum_{i=1}^{k} \lVert z - x_i\rVert_2$$
 
-    The paper fixes T = 3 (Section VI).  ``nu`` (ν) = 0.1 is the authors'
-    library's CLI default.  ``init="zero"`` starts from z = 0 as the authors'
-    library does; ``init="mean"`` starts from the average (Pillutla et al.).
+    is approximated by ``iters`` ($T$) smoothed Weiszfeld steps from $z^{(0)}$:
+
+    $$z^{(s+1)} = \frac{\sum_i w_i^{(s)} x_i}{\sum_i w_i^{(s)}},\qquad
+      w_i^{(s)} = \frac{1}{\max\bigl(\nu,\ \lVert z^{(s)} - x_i\rVert_2\bigr)}$$
+
+    and returns $z^{(T)}$ (uniform client weights $\alpha_i = 1/k$, which cancel).
+
+    Defaults: $T$ = 3, as the paper fixes (Section VI, following [42]);
+    ``nu`` ($\nu$) = 0.1, the authors' library's command-line default (its class
+    default is 1e-6); ``init="zero"`` starts from $z^{(0)} = 0$ as the authors'
+    library does, ``init="mean"`` from the average as Pillutla et al. (and ByzFL's
+    ``GeometricMedian``) do.
     """
     _check(x)
     if init == "zero":
@@ -179,17 +208,23 @@ def geometric_median(x: torch.Tensor, iters: int = 3, nu: float = 0.1, init: str
 
 # --------------------------------------------------------------------------- CC
 def centered_clip(x: torch.Tensor, center: torch.Tensor | None, tau: float, iters: int = 1) -> torch.Tensor:
-    r"""Centered Clipping (CC, [27]; Eq. 6 and Algorithm 2 of the paper).
+    r"""Centered Clipping (CC; Karimireddy, He & Jaggi, ICML 2021, the paper's [27]; Eq. 6 and Algorithm 2).
 
-    With v₀ = ``center`` (the previous aggregate m̃_{t−1}; the simulator passes
-    zeros at t = 1, and ``None`` is read as zeros) and ``iters`` (l) iterations:
+    Eq. 6 clips a vector into the ball of radius $\tau$ around a centre $v$:
 
-    .. math:: v_{l+1} = v_l + \frac1k \sum_i \min\Bigl(1, \frac{\tau}{\lVert x_i - v_l\rVert}\Bigr)(x_i - v_l)
+    $$f_{cc}(m \mid v, \tau) = v + \min\Bigl(1, \frac{\tau}{\lVert m - v\rVert}\Bigr)(m - v)$$
 
-    so each client's vector is pulled back into the ball of radius τ around the
-    centre (f_cc of Eq. 6) before averaging.  Inside the ball f_cc is the
-    identity: with every ‖x_i − v‖ ≤ τ the result is the plain mean.  The paper
-    uses l = 1, τ ∈ {0.1, 1} and does not scale τ by (1 − β).
+    and Algorithm 2 averages the clipped vectors.  With $v_0$ = ``center`` (the
+    previous aggregate $\tilde m_{t-1}$; the simulator passes zeros at $t = 1$, and
+    ``None`` is read as zeros) and ``iters`` ($l$) iterations:
+
+    $$v_{l+1} = \frac{1}{k}\sum_{i=1}^{k} f_{cc}(x_i \mid v_l, \tau)
+              = v_l + \frac{1}{k}\sum_{i=1}^{k}\min\Bigl(1, \frac{\tau}{\lVert x_i - v_l\rVert}\Bigr)(x_i - v_l)$$
+
+    Inside the ball $f_{cc}$ is the identity: with every $\lVert x_i - v\rVert \le \tau$
+    the result is the plain mean.  Defaults: $\tau$ = 1.0 (the registered default;
+    the paper runs $\tau \in \{0.1, 1\}$), $l$ = 1 (Section VI); $\tau$ is not scaled by
+    $(1 - \beta)$, as in the paper.  Distances below 1e-12 count as zero.
     """
     _check(x)
     v = torch.zeros_like(x[0]) if center is None else center
@@ -201,13 +236,14 @@ def centered_clip(x: torch.Tensor, center: torch.Tensor | None, tau: float, iter
 
 # --------------------------------------------------------------------------- Krum family
 def pairwise_sq_distances(x: torch.Tensor) -> torch.Tensor:
-    """(k, k) squared Euclidean distances via the Gram matrix, diagonal exactly 0.
+    r"""``(k, k)`` squared Euclidean distances $D_{ij} = \lVert x_i - x_j\rVert^2$ via the Gram matrix, diagonal exactly 0.
 
-    The rows are centred on their mean first (distances do not change): the
-    Gram formula ‖a‖² + ‖b‖² − 2⟨a, b⟩ would otherwise cancel catastrophically
-    in float32 when the vectors share a component much larger than their spread
-    (momenta late in training).  Centring and the matmul go block by block over
-    the columns, so no centred copy of ``x`` is made.
+    $D_{ij} = G_{ii} + G_{jj} - 2 G_{ij}$ with $G = \dot x\,\dot x^\top$ and
+    $\dot x_i = x_i - \frac1k\sum_l x_l$ (clamped at 0).  The rows are centred on
+    their mean first (distances do not change): the Gram formula would otherwise
+    cancel catastrophically in float32 when the vectors share a component much
+    larger than their spread (momenta late in training).  Centring and the matmul
+    go block by block over the columns, so no centred copy of ``x`` is made.
     """
     g = x.new_zeros(x.shape[0], x.shape[0])
     for sl in column_blocks(x):
@@ -228,11 +264,17 @@ def _krum_scores(d2: torch.Tensor, f: int, neighbours: int | None = None) -> tor
 
 
 def krum(x: torch.Tensor, f: int, neighbours: int | None = None) -> torch.Tensor:
-    r"""Krum (Blanchard et al. 2017, [6]).
+    r"""Krum (Blanchard, El Mhamdi, Guerraoui & Stainer, NeurIPS 2017, the paper's [6]).
 
-    Score s(i) = Σ_{j ∈ N_i} ‖x_i − x_j‖², N_i the k − f − 2 nearest other rows;
-    return the row of minimal score.  ``neighbours`` overrides k − f − 2 (ByzFL
-    uses k − f − 1).  Requires k > 2f + 2 in theory; the simulator enforces k > 2f.
+    Each row gets the score
+
+    $$s(i) = \sum_{j \in N_i} \lVert x_i - x_j\rVert^2$$
+
+    with $N_i$ the $n_b$ nearest *other* rows, $n_b = k - f - 2$ by default; Krum
+    returns the row of minimal score, $x_{i^\star}$ with $i^\star = \arg\min_i s(i)$
+    (ties: the lowest index).  ``neighbours`` overrides $n_b$ (ByzFL uses
+    $k - f - 1$); $n_b$ is clamped to $[1, k - 1]$.  Blanchard et al. require
+    $k > 2f + 2$; the simulator enforces $k > 2f$.
     """
     _check(x)
     scores = _krum_scores(pairwise_sq_distances(x), f, neighbours)
@@ -240,9 +282,13 @@ def krum(x: torch.Tensor, f: int, neighbours: int | None = None) -> torch.Tensor
 
 
 def multi_krum(x: torch.Tensor, f: int, m: int | None = None, neighbours: int | None = None) -> torch.Tensor:
-    r"""Multi-Krum: average of the ``m`` rows with the lowest Krum scores (m = None → k − f).
+    r"""Multi-Krum (Blanchard et al., NeurIPS 2017, Section 5): the average of the ``m`` best-scored rows.
 
-    This is what the authors' library calls "krum".
+    $$\mathrm{MultiKrum}(x) = \frac{1}{m}\sum_{i \in S_m} x_i$$
+
+    with $S_m$ the $m$ rows of lowest Krum score $s(i)$ (:func:`krum`, ``neighbours``
+    as there); $m$ = ``None`` → $k - f$ (ByzFL's default).  $m = 1$ is Krum.  This
+    is what the authors' library calls "krum".  Requires $1 \le m \le k$.
     """
     _check(x)
     k = x.shape[0]
@@ -256,15 +302,20 @@ def multi_krum(x: torch.Tensor, f: int, m: int | None = None, neighbours: int | 
 
 
 def bulyan(x: torch.Tensor, f: int) -> torch.Tensor:
-    r"""Bulyan (El Mhamdi et al. 2018, [17]).
+    r"""Bulyan (El Mhamdi, Guerraoui & Rouault, ICML 2018, the paper's [17]).
 
-    1. Selection: θ = k − 2f rows chosen one at a time by Krum on the rows not
-       yet selected (scores recomputed on the remaining set).
-    2. Aggregation: per coordinate, average the β = θ − 2f selected values closest
-       to the coordinate-wise median of the selection.
+    1. Selection: $\theta = k - 2f$ rows, chosen one at a time by Krum on the rows not
+       yet selected (scores recomputed on the $n$ remaining rows with their
+       $\max(1, n - f - 2)$ nearest remaining neighbours); $S$ the selected set.
+    2. Aggregation: per coordinate, average the $\beta = \theta - 2f$ selected values
+       closest to the coordinate-wise median of the selection:
 
-    Requires k ≥ 4f + 3.  (The authors' library ends with a trimmed mean instead
-    of step 2.)
+    $$[\mathrm{Bulyan}(x)]_j = \frac{1}{\beta}\sum_{i \in M_j} x_{ij},\qquad
+      M_j = \operatorname*{arg\,min}_{M \subseteq S,\ |M| = \beta}\ \sum_{i \in M}\bigl|x_{ij} - \operatorname{median}_{l \in S} x_{lj}\bigr|$$
+
+    Requires $k \ge 4f + 3$.  Ties between two values equally close to the median:
+    the lower one on CPU.  (The authors' library ends with a trimmed mean of the
+    selection instead of step 2.)
     """
     _check(x)
     k = x.shape[0]
@@ -304,11 +355,15 @@ def bulyan(x: torch.Tensor, f: int) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- pre-aggregators
 def bucketing(x: torch.Tensor, s: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""Bucketing (Karimireddy, He & Jaggi 2022).
+    r"""Bucketing (Karimireddy, He & Jaggi, ICLR 2022, Algorithm 1), a pre-aggregator.
 
-    Shuffle the k rows with a random permutation, split them into ⌈k/s⌉ buckets of
-    (at most) ``s`` consecutive rows and return the bucket means, a
-    ``(⌈k/s⌉, d)`` tensor to feed to any aggregator.
+    Shuffle the $k$ rows with a random permutation $\pi$ (from ``generator``, the
+    run's RNG), split them into $\lceil k/s\rceil$ buckets $B_q$ of $s$ consecutive
+    rows (the last one may be smaller) and return the bucket means
+
+    $$y_q = \frac{1}{|B_q|}\sum_{i \in B_q} x_{\pi(i)},\qquad q = 1, \dots, \lceil k/s\rceil,$$
+
+    a ``(⌈k/s⌉, d)`` tensor to feed to any aggregator.  Default $s$ = 2.
     """
     _check(x)
     k = x.shape[0]
@@ -322,10 +377,15 @@ def bucketing(x: torch.Tensor, s: int = 2, generator: torch.Generator | None = N
 
 
 def nnm(x: torch.Tensor, f: int) -> torch.Tensor:
-    r"""Nearest-neighbour mixing (Allouah et al. 2023).
+    r"""Nearest-neighbour mixing (NNM; Allouah, Farhadkhani, Guerraoui, Gupta, Pinot & Stephan, AISTATS 2023, Algorithm 1), a pre-aggregator.
 
-    Replace each row by the average of its k − f nearest rows (itself included,
-    Euclidean distance): :math:`y_i = \frac{1}{k-f}\sum_{j \in N_i} x_j`.
+    Replace each row by the average of its $k - f$ nearest rows (itself included,
+    Euclidean distance):
+
+    $$y_i = \frac{1}{k-f}\sum_{j \in N_i} x_j,\qquad i = 1, \dots, k,$$
+
+    with $N_i$ the indices of the $k - f$ rows closest to $x_i$ (ties broken by
+    ``topk``).  Returns a ``(k, d)`` tensor to feed to any aggregator.
     """
     _check(x)
     k = x.shape[0]

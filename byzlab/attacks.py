@@ -44,11 +44,18 @@ __all__ = [
 
 
 def alie_z_max(k: int, k_m: int) -> float:
-    r"""ALIE's z^max (Eq. 2–3).
+    r"""ALIE's $z^{max}$ (Eq. 2–3; Baruch, Baruch & Goldberg, NeurIPS 2019, the paper's [3]).
 
-    s = ⌊k/2 + 1⌋ − k_m supporters are needed; z^max is the largest z with
-    Φ(z) < (k − k_m − s)/(k − k_m), i.e. z^max = Φ⁻¹((k − k_m − s)/(k − k_m)).
-    For k = 25, k_m = 5: s = 8, Φ⁻¹(0.6) ≈ 0.2533.
+    Eq. 2 counts the benign "supporters" needed, Eq. 3 takes the largest $z$ that
+    leaves enough of them farther from the mean:
+
+    $$s = \Bigl\lfloor \frac{k}{2} + 1 \Bigr\rfloor - k_m,\qquad
+      z^{max} = \max_z \Bigl\{ z : \Phi(z) < \frac{k - k_m - s}{k - k_m} \Bigr\}
+              = \Phi^{-1}\Bigl(\frac{k - k_m - s}{k - k_m}\Bigr)$$
+
+    with $\Phi$ the standard normal CDF (scipy's ``norm.ppf`` for $\Phi^{-1}$).
+    For k = 25, k_m = 5: s = 8, $\Phi^{-1}(0.6) \approx 0.2533$.  Raises
+    ``ValueError`` when the quantile falls outside (0, 1).
     """
     if not (isinstance(k, int) and isinstance(k_m, int) and 0 <= k_m < k):
         raise ValueError(f"k_m: alie_z_max needs integers 0 <= k_m < k, got k={k!r}, k_m={k_m!r}")
@@ -86,10 +93,16 @@ def _row_dots(x: torch.Tensor, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor
 
 
 def alie(benign: torch.Tensor, z: float) -> torch.Tensor:
-    r"""A Little Is Enough (ALIE, [3]; Eq. 4): m_byz = m̄_t − z · σ̄_t.
+    r"""A Little Is Enough (ALIE; Baruch et al., NeurIPS 2019, the paper's [3]; Eq. 4).
 
-    σ̄_t is the unbiased (k_b − 1) coordinate-wise standard deviation of the
-    benign rows; the paper uses z = z^max (:func:`alie_z_max`).
+    $$m_{i,t} = \bar m_t - z\,\bar\sigma_t,\qquad i \in \mathcal{K}_m$$
+
+    with $\bar m_t$ the coordinate-wise mean and $\bar\sigma_t$ the coordinate-wise
+    unbiased ($k_b - 1$) standard deviation of the benign rows.  The paper uses
+    $z = z^{max}$ (Eq. 2–3, :func:`alie_z_max`), the registered ``alie``'s default
+    (``z=None``); ``z`` overrides it (the authors' library defaulted to z = 1.2
+    until 2026-03).  ByzFL's ``ALittleIsEnough(tau)`` adds $+\tau\bar\sigma_t$, the
+    same attack with the opposite sign convention.
     """
     mean, std = _mean_std(benign)
     return std.mul_(-z).add_(mean)
@@ -98,9 +111,13 @@ def alie(benign: torch.Tensor, z: float) -> torch.Tensor:
 def alie_alternating(benign: torch.Tensor, z: float, t: int) -> torch.Tensor:
     r"""ALIE with the sign of its perturbation alternating each round (Eq. 19, Fig. 1).
 
-    m_byz = m̄_t + Δ_t with Δ_t = −z σ̄_t on even rounds t and +z σ̄_t on odd
-    ones, so consecutive perturbations cancel instead of accumulating
-    (cos(Δ_t, Δ_{t−1}) = −1 where ALIE has ≈ +1, Table II).
+    $$m_{i,t} = \bar m_t + \Delta_t,\qquad
+      \Delta_t = \begin{cases} -z\,\bar\sigma_t & t \bmod 2 = 0 \\ +z\,\bar\sigma_t & t \bmod 2 = 1 \end{cases}$$
+
+    so consecutive perturbations cancel instead of accumulating
+    ($\cos(\Delta_t, \Delta_{t-1}) = -1$ where ALIE has $\approx +1$, Table II).
+    $\bar m_t$, $\bar\sigma_t$ and $z$ as in :func:`alie` (registered ``alie_alt``:
+    $z = z^{max}$ by default).
     """
     sign = 1.0 if t % 2 == 0 else -1.0
     mean, std = _mean_std(benign)
@@ -108,7 +125,13 @@ def alie_alternating(benign: torch.Tensor, z: float, t: int) -> torch.Tensor:
 
 
 def ipm(benign: torch.Tensor, eps: float) -> torch.Tensor:
-    r"""Inner Product Manipulation (IPM, [60]): m_byz = −ε · m̄_t (the paper uses ε = 0.2)."""
+    r"""Inner Product Manipulation (IPM; Xie, Koyejo & Gupta, UAI 2019, the paper's [60]; Section III-C).
+
+    $$m_{i,t} = -\varepsilon\,\bar m_t,\qquad i \in \mathcal{K}_m$$
+
+    It aims to make the inner product of Eq. 5, $\langle \bar g, \mathrm{AGG}(\cdot)\rangle$,
+    negative.  The paper (and the registered ``ipm``) use $\varepsilon$ = 0.2.
+    """
     return -eps * benign.mean(0)
 
 
@@ -137,21 +160,32 @@ def rop(
     angle: float = 90.0,
     first_round: str = "mean",
 ) -> torch.Tensor:
-    r"""Relocated Orthogonal Perturbation (ROP, Algorithm 3).
+    r"""Relocated Orthogonal Perturbation (ROP, Algorithm 3 of the paper).
 
-    1. Reference (line 4): r = λ m̃_{t−1} + (1 − λ) m̄_t, with m̃_{t−1} := m̄_t at t = 1.
-    2. Orthogonal direction (lines 1, 5–6): p = 1 − Proj(1, r), p̂ = p/‖p‖, so ⟨p̂, r⟩ = 0.
-    3. Relocation (line 7): m_byz = m̃_{t−1} + z · p̂, so ‖m_byz − m̃_{t−1}‖ = z.
+    With $\bar m_t$ the benign mean and $\tilde m_{t-1}$ = ``prev_aggregate``:
 
-    Parameters (paper symbols): ``z`` (z, perturbation norm, 1 in Section VI),
-    ``lam`` (λ, weight of m̃_{t−1} in the reference, 0.9).
+    1. Reference (lines 2–4): $\tilde m_{t-1} := \bar m_t$ at $t = 1$, and
+       $r_t = \lambda\,\tilde m_{t-1} + (1 - \lambda)\,\bar m_t$.
+    2. Orthogonal direction (lines 1, 5–6): $p = \mathbf{1} - \mathrm{Proj}_{r_t}(\mathbf{1})
+       = \mathbf{1} - \frac{\langle \mathbf{1}, r_t\rangle}{\lVert r_t\rVert^2} r_t$,
+       $\hat p = p / \lVert p\rVert$, so $\langle \hat p, r_t\rangle = 0$.
+    3. Relocation (line 7):
+
+    $$m_{i,t} = \tilde m_{t-1} + z\,\hat p,\qquad i \in \mathcal{K}_m,$$
+
+    so $\lVert m_{i,t} - \tilde m_{t-1}\rVert = z$: every Byzantine vector sits at
+    distance $z$ from CC's centre, orthogonal to the reference direction.
+
+    Parameters (paper symbols): ``z`` ($z$, perturbation norm; 1 in Section VI),
+    ``lam`` ($\lambda$, weight of $\tilde m_{t-1}$ in the reference; 0.9).
 
     Options that reproduce the authors' library (not the paper's defaults):
-    ``pi`` places the attack at π m̃_{t−1} + (1 − π) m̄_t (π = 1: relocation as in
-    the paper); ``angle`` rotates the unit direction in the plane of r̂ and p̂,
-    u = cos(angle)·r̂ + sin(angle)·p̂ (90° = p̂ as in the paper; the library's
-    270° is −p̂); ``first_round="zero"`` uses m̃_0 = 0 at t = 1 as the library does,
-    instead of Algorithm 3's m̃_0 := m̄_1.
+    ``pi`` ($\pi$) places the attack at $\pi\,\tilde m_{t-1} + (1 - \pi)\,\bar m_t$
+    ($\pi$ = 1: relocation as in the paper); ``angle`` rotates the unit direction in
+    the plane of $\hat r_t$ and $\hat p$, $u = \cos(\text{angle})\,\hat r_t + \sin(\text{angle})\,\hat p$
+    (90° = $\hat p$ as in the paper, the library's default until mid-2025; its
+    current 270° is $-\hat p$); ``first_round="zero"`` uses $\tilde m_0 = 0$ at
+    $t = 1$ as the library does, instead of Algorithm 3's $\tilde m_0 := \bar m_1$.
     """
     mean, ref, r, p_hat = _rop_parts(benign, prev_aggregate, lam, first_round)
     if angle == 90.0:
@@ -172,17 +206,23 @@ def rop_s(
     lam: float = 0.9,
     scale: float | None = None,
 ) -> torch.Tensor:
-    r"""Sparse ROP (ROP-S, Eq. 20): the ROP perturbation concentrated on a few layers.
+    r"""Sparse ROP (ROP-S, Eq. 20 of the paper): the ROP perturbation concentrated on a few layers.
 
-    With Δ_t = z p̂ the ROP perturbation (:func:`rop`) and ``mask`` ∈ {0,1}^d
-    marking the first and last layers, normalisation parameters and biases
-    (:func:`byzlab.models.sparse_mask`):
+    With $\Delta_t = z\,\hat p$ the ROP perturbation (:func:`rop`, Algorithm 3 with
+    $\tilde m_0 := \bar m_1$) and ``mask`` $\in \{0, 1\}^d$ marking the first and
+    last layers, normalisation parameters and biases
+    (:func:`byzlab.models.sparse_mask`), Eq. 20 reads
 
-    .. math:: m_{byz} = (1 - mask) ⊙ m̃_{t-1} + mask ⊙ \bigl(m̃_{t-1} + \tfrac{d}{\lVert mask\rVert_1} Δ_t\bigr)
+    $$\Delta_t \leftarrow (\mathbf{1} - \mathrm{mask}) \odot \tilde m_{t-1}
+      + \frac{d}{\lVert \mathrm{mask}\rVert_1}\, \mathrm{mask} \odot \Delta_t$$
 
-    i.e. m̃_{t−1} on the untargeted coordinates (Eq. 20's first term) and the
-    perturbation scaled by d/‖mask‖₁ on the targeted ones.  ``scale`` overrides
-    d/‖mask‖₁.
+    and the vector sent keeps $\tilde m_{t-1}$ on the untargeted coordinates and adds
+    the scaled perturbation on the targeted ones:
+
+    $$m_{i,t} = \tilde m_{t-1} + \frac{d}{\lVert \mathrm{mask}\rVert_1}\,\mathrm{mask} \odot z\,\hat p$$
+
+    ``scale`` overrides $d / \lVert \mathrm{mask}\rVert_1$.  ROP-S is not in the
+    authors' library (its "sparse" attacks are a later, different attack).
     """
     _, ref, _, p_hat = _rop_parts(benign, prev_aggregate, lam, "mean")
     m = mask.to(benign.dtype)
@@ -211,12 +251,16 @@ def _max_gamma(a: torch.Tensor, bvec: torch.Tensor, c: torch.Tensor, bound: torc
 
 
 def minmax(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
-    r"""AGR-agnostic Min-Max (Shejwalkar & Houmansadr, NDSS'21).
+    r"""AGR-agnostic Min-Max (Shejwalkar & Houmansadr, NDSS 2021).
 
-    m_byz = m̄ + γ p with p the perturbation (``unit_vec``: −m̄/‖m̄‖, ``std``:
-    −σ̄, ``sign``: −sign(m̄)) and γ the largest value such that
-    max_i ‖m_byz − m_i‖ ≤ max_{i,j} ‖m_i − m_j‖.  The original searches γ by
-    bisection; each constraint is a quadratic in γ, so here γ is exact.
+    $$m_{byz} = \bar m + \gamma^\star p,\qquad
+      \gamma^\star = \max\Bigl\{\gamma \ge 0 : \max_{i} \lVert m_{byz} - m_i\rVert \le \max_{i,j} \lVert m_i - m_j\rVert \Bigr\}$$
+
+    over the benign rows $m_i$, with the perturbation direction $p$ set by
+    ``dev_type``: ``unit_vec`` $-\bar m / \lVert\bar m\rVert$ (default), ``std``
+    $-\bar\sigma$, ``sign`` $-\mathrm{sign}(\bar m)$.  The original searches $\gamma$
+    by bisection; each constraint is a quadratic in $\gamma$, so here
+    $\gamma^\star$ is exact (closed form).
     """
     mean, p = _dev(benign, dev_type)
     a = row_distances(benign, mean).square()  # ‖m̄ − m_i‖²
@@ -229,9 +273,11 @@ def minmax(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
 
 
 def minsum(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
-    r"""AGR-agnostic Min-Sum (Shejwalkar & Houmansadr, NDSS'21).
+    r"""AGR-agnostic Min-Sum (Shejwalkar & Houmansadr, NDSS 2021).
 
-    As :func:`minmax` with the constraint Σ_i ‖m_byz − m_i‖² ≤ max_i Σ_j ‖m_i − m_j‖².
+    As :func:`minmax` with the sum of squared distances as the constraint:
+
+    $$\gamma^\star = \max\Bigl\{\gamma \ge 0 : \sum_i \lVert m_{byz} - m_i\rVert^2 \le \max_i \sum_j \lVert m_i - m_j\rVert^2 \Bigr\}$$
     """
     mean, p = _dev(benign, dev_type)
     n = benign.shape[0]
@@ -245,7 +291,9 @@ def minsum(benign: torch.Tensor, dev_type: str = "unit_vec") -> torch.Tensor:
 
 
 def bit_flip(benign: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
-    """Bit flip: each Byzantine client negates its own honest gradient (Section VI).
+    r"""Bit flip: each Byzantine client negates its own honest gradient (Section VI).
+
+    $$g_{i,t} \leftarrow -g_{i,t}\ \Rightarrow\ m_{i,t} = -m^{honest}_{i,t},\qquad i \in \mathcal{K}_m$$
 
     The momentum of negated gradients is the negated honest momentum (Eq. 7 is
     linear), so this returns −``byzantine`` row by row.
@@ -254,7 +302,14 @@ def bit_flip(benign: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
 
 
 def label_flip(benign: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
-    """Label flip: each Byzantine client trains honestly on labels y → C − 1 − y (Section VI)."""
+    r"""Label flip: each Byzantine client trains honestly on flipped labels (Section VI).
+
+    $$y \mapsto C - 1 - y$$
+
+    with $C$ classes (10, or 100 for CIFAR-100); the simulator computes the
+    Byzantine clients' momenta on flipped labels (``flip_labels=True`` in the
+    registration) and this returns them unchanged.
+    """
     return byzantine
 
 

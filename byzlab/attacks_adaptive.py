@@ -78,13 +78,17 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 def mimic_update_direction(benign: torch.Tensor, state: dict, generator: torch.Generator | None = None) -> None:
     r"""One step of Mimic's estimate of the direction of largest benign variance, kept in ``state``.
 
-    With n = ``state["rounds"]`` rounds seen so far and m̄ this round's benign mean:
+    With $n$ = ``state["rounds"]`` rounds seen so far, $\bar m$ this round's benign
+    mean and $C(\mu)\,v = \sum_i \langle x_i - \mu, v\rangle (x_i - \mu)$ the benign
+    scatter matrix applied to $v$:
 
-    * n = 0: μ = m̄, z₀ ~ N(0, I) (drawn from ``generator``), and one power-iteration
-      step z = Σ_i ⟨x_i − μ, z₀⟩(x_i − μ) / ‖·‖;
-    * n ≥ 1: μ ← (n μ + m̄)/(n + 1) (running mean of the rounds' means),
-      c = Σ_i ⟨x_i − μ, z⟩(x_i − μ), z ← (n z + c/‖c‖)/(n + 1), then z ← z/‖z‖:
-      an online power iteration on the benign covariance averaged over rounds.
+    * $n = 0$: $\mu = \bar m$, $z_0 \sim \mathcal{N}(0, I)$ (drawn from ``generator``),
+      and one power-iteration step $z = C(\mu) z_0 / \lVert C(\mu) z_0\rVert$;
+    * $n \ge 1$: an online power iteration on the benign covariance averaged over rounds,
+
+    $$\mu \leftarrow \frac{n\,\mu + \bar m}{n + 1},\qquad
+      c = \frac{C(\mu)\,z}{\lVert C(\mu)\,z\rVert},\qquad
+      z \leftarrow \frac{n\,z + c}{\lVert n\,z + c\rVert}.$$
 
     This is the estimator of the authors' reference implementation
     (``MimicVariantAttacker`` of epfml/byzantine-robust-noniid-optimizer).
@@ -110,21 +114,24 @@ def mimic(
     target: int | None = None,
     warmup: int = 1,
 ) -> torch.Tensor:
-    r"""Mimic (Karimireddy, He & Jaggi, ICLR 2022): every Byzantine client sends a copy of benign client i*.
+    r"""Mimic (Karimireddy, He & Jaggi, ICLR 2022): every Byzantine client sends a copy of benign client $i^\star$.
 
-    m_byz = m_{i*,t}.  The copies over-weight client i*'s data, a bias no
-    distance- or order-based rule can see, since the sent vector *is* a benign one.
+    $$m_{i,t} = m_{i^\star,t},\qquad i \in \mathcal{K}_m,\qquad
+      i^\star = \operatorname*{arg\,max}_{i \in \mathcal{K}_b} \langle m_{i,t}, z\rangle$$
 
-    Choice of i* (the paper's heuristic, as in the authors' implementation):
-    during the first ``warmup`` rounds the attackers track z, the direction of
+    The copies over-weight client $i^\star$'s data, a bias no distance- or
+    order-based rule can see, since the sent vector *is* a benign one.
+
+    Choice of $i^\star$ (the paper's heuristic, as in the authors' implementation):
+    during the first ``warmup`` rounds the attackers track $z$, the direction of
     largest variance of the benign vectors (:func:`mimic_update_direction`,
     an online power iteration kept in ``state``), and each of those rounds send
-    the benign vector furthest along it, i* = argmax_i ⟨m_{i,t}, z⟩.  From round
-    ``warmup`` + 1 on, i* is frozen to the last choice and z is no longer
-    updated.  ``warmup`` = 1 (the reference implementation's default) picks i*
-    from one power-iteration step on the first round's vectors.  The random
-    start z₀ is drawn from the run's generator (the reference implementation
-    uses a fixed seed), once, at the first round.
+    the benign vector furthest along it.  From round ``warmup`` + 1 on, $i^\star$ is
+    frozen to the last choice and $z$ is no longer updated.  ``warmup`` = 1 (the
+    reference implementation's default) picks $i^\star$ from one power-iteration
+    step on the first round's vectors.  The random start $z_0$ is drawn from the
+    run's generator (the reference implementation uses a fixed seed), once, at the
+    first round.
 
     ``target`` (an index into the benign rows, 0 … k_b − 1, i.e. the client id)
     skips the heuristic and always copies that client, as ByzFL's ``Mimic(epsilon)``.
@@ -151,25 +158,28 @@ def mimic(
 
 # --------------------------------------------------------------------------- Fang
 def fang(benign: torch.Tensor, n: int, b: float = 2.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""Fang et al.'s full-knowledge attack on trimmed mean and median (USENIX Security 2020, Sec. 3.2).
+    r"""Fang et al.'s full-knowledge attack on trimmed mean and median (Fang, Cao, Jia & Gong, USENIX Security 2020, Sec. 3.2).
 
-    With s_j = sign(m̄_j) the benign direction of coordinate j and
-    w_max,j = max_i m_{ij}, w_min,j = min_i m_{ij} the benign extremes, each of the
+    With $s_j = \mathrm{sign}(\bar m_j)$ the benign direction of coordinate $j$ and
+    $w^{max}_j = \max_i m_{ij}$, $w^{min}_j = \min_i m_{ij}$ the benign extremes, each of the
     ``n`` Byzantine vectors draws, coordinate by coordinate and independently,
 
-    * s_j < 0 (push the aggregate up): uniform in [w_max,j, b·w_max,j] if w_max,j > 0,
-      else in [w_max,j, w_max,j / b];
-    * s_j > 0 (push it down): uniform in [w_min,j / b, w_min,j] if w_min,j > 0,
-      else in [b·w_min,j, w_min,j];
-    * s_j = 0: m̄_j (= 0).
+    $$m_{byz,j} \sim \begin{cases}
+      \mathcal{U}\bigl[w^{max}_j,\ b\,w^{max}_j\bigr] & s_j < 0,\ w^{max}_j > 0 \\
+      \mathcal{U}\bigl[w^{max}_j,\ w^{max}_j / b\bigr] & s_j < 0,\ w^{max}_j \le 0 \\
+      \mathcal{U}\bigl[w^{min}_j / b,\ w^{min}_j\bigr] & s_j > 0,\ w^{min}_j > 0 \\
+      \mathcal{U}\bigl[b\,w^{min}_j,\ w^{min}_j\bigr] & s_j > 0,\ w^{min}_j \le 0 \\
+      \bar m_j\ (= 0) & s_j = 0
+    \end{cases}$$
 
     So every Byzantine value lies beyond the benign extreme on the side opposite
-    to s_j, by a random factor in [1, b] (b = 2 in the paper), and a
-    coordinate-wise rule's output is dragged against the benign direction.  The
-    paper states the attack on local *models* (s_j = sign of the parameter's
-    change); on gradients/momenta the server steps against the aggregate, so s_j
+    to $s_j$, by a random factor in $[1, b]$ ($b$ = 2 in the paper and by default),
+    and a coordinate-wise rule's output is dragged against the benign direction.
+    The paper states the attack on local *models* ($s_j$ = sign of the parameter's
+    change); on gradients/momenta the server steps against the aggregate, so $s_j$
     here is the sign of the benign mean, as in Blades' implementation.  Random
-    draws use ``generator`` (the run's RNG).  Returns ``(n, d)``.
+    draws use ``generator`` (the run's RNG).  Returns ``(n, d)``.  (The authors'
+    library sends the interval's far end for every attacker instead of sampling.)
     """
     mean = benign.mean(0)
     s = torch.sign(mean)
@@ -188,12 +198,13 @@ OBJECTIVES = ("distance", "alignment")
 
 
 def damage(aggregate: torch.Tensor, benign_mean: torch.Tensor, objective: str = "distance") -> torch.Tensor:
-    r"""How much an aggregate m̃ hurts, as a 0-d tensor (larger is worse for the server).
+    r"""How much an aggregate $\tilde m$ hurts, as a 0-d tensor (larger is worse for the server).
 
-    * ``"distance"``: ‖m̃ − m̄‖, the distance of the aggregate from the benign mean
-      (the objective of ByzFL's Opt-ALIE / Opt-IPM);
-    * ``"alignment"``: −cos(m̃, m̄), the negative alignment of the aggregate with the
-      benign mean (0 when either is the zero vector): a step against m̄ scores > 0.
+    * ``"distance"``: $\lVert \tilde m - \bar m\rVert$, the distance of the aggregate
+      from the benign mean (the objective of ByzFL's Opt-ALIE / Opt-IPM);
+    * ``"alignment"``: $-\cos(\tilde m, \bar m) = -\frac{\langle \tilde m, \bar m\rangle}{\lVert\tilde m\rVert\,\lVert\bar m\rVert}$,
+      the negative alignment of the aggregate with the benign mean (0 when either
+      is the zero vector): a step against $\bar m$ scores > 0.
     """
     if objective == "distance":
         return torch.linalg.vector_norm(aggregate - benign_mean)
@@ -205,7 +216,10 @@ def damage(aggregate: torch.Tensor, benign_mean: torch.Tensor, objective: str = 
 
 
 def log_grid(lo: float, hi: float, n: int) -> list[float]:
-    """``n`` scales log-spaced from ``lo`` to ``hi`` (both included; ``[lo]`` when n = 1)."""
+    r"""``n`` scales log-spaced from ``lo`` to ``hi`` (both included; ``[lo]`` when n = 1).
+
+    $$s_i = \mathrm{lo}\cdot\Bigl(\frac{\mathrm{hi}}{\mathrm{lo}}\Bigr)^{i/(n-1)},\qquad i = 0, \dots, n - 1$$
+    """
     if not (lo > 0 and hi >= lo):
         raise ConfigError(f"lo, hi: need 0 < lo <= hi, got lo={lo!r}, hi={hi!r}")
     if n == 1:
@@ -251,7 +265,11 @@ def search_scale(
     log_step: float | None = None,
     bounds: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""The scale s maximising :func:`damage` of AGG([benign; v(s) × k_m]), v(s) = base + s·direction.
+    r"""The scale $s$ maximising :func:`damage` of the configured rule on the trial matrix.
+
+    $$s^\star = \operatorname*{arg\,max}_{s \in \text{candidates}}\
+      \mathrm{damage}\Bigl(\mathrm{AGG}\bigl([\,m_1; \dots; m_{k_b};\ \underbrace{v(s); \dots; v(s)}_{k_m}\,]\bigr),\ \bar m\Bigr),
+      \qquad v(s) = \mathrm{base} + s\cdot\mathrm{direction}$$
 
     Every candidate is one call of ``aggregate`` on the ``(k_b + k_m, d)`` trial
     matrix (benign rows first, then k_m copies of v(s), the simulator's layout).
@@ -360,8 +378,11 @@ def alie_adaptive(
 ) -> torch.Tensor:
     r"""ALIE (Eq. 4, :func:`byzlab.attacks.alie`) with z chosen each round against the configured rule.
 
-    m_byz = m̄_t − z σ̄_t; the plain attack's z (``z``, z^max of Eq. 3 when None)
-    is one candidate; default grid z ∈ [0.1, 10].
+    $$m_{i,t} = \bar m_t - z^\star\bar\sigma_t,\qquad z^\star = \operatorname*{arg\,max}_{z \in \{z_0\} \cup G} \mathrm{damage}(\mathrm{AGG}(\cdot), \bar m_t)$$
+
+    (:func:`search_scale`); the plain attack's $z_0$ (``z``, $z^{max}$ of Eq. 3 when
+    None) is one candidate; default grid $G$: ``n_candidates`` = 8 values
+    log-spaced in $z \in [0.1, 10]$.
     """
     zref = _z_max(k, k_m) if z is None else z
     return _adaptive(benign, k_m, aggregate, state, lambda s: alie(benign, s), zref,
@@ -380,9 +401,12 @@ def ipm_adaptive(
     hi: float = 100.0,
     refine: int = 0,
 ) -> torch.Tensor:
-    r"""IPM (:func:`byzlab.attacks.ipm`, m_byz = −ε m̄_t) with ε chosen each round against the configured rule.
+    r"""IPM (:func:`byzlab.attacks.ipm`) with ε chosen each round against the configured rule.
 
-    The plain attack's ε (``eps``, 0.2) is one candidate; default grid ε ∈ [0.1, 100].
+    $$m_{i,t} = -\varepsilon^\star\bar m_t,\qquad \varepsilon^\star = \operatorname*{arg\,max}_{\varepsilon \in \{\varepsilon_0\} \cup G} \mathrm{damage}(\mathrm{AGG}(\cdot), \bar m_t)$$
+
+    (:func:`search_scale`); the plain attack's $\varepsilon_0$ (``eps``, 0.2) is one
+    candidate; default grid $G$: 8 values log-spaced in $\varepsilon \in [0.1, 100]$.
     ByzFL's Opt-IPM maximises the same "distance" objective by an
     expansion/contraction line search from ε = 0 instead of a grid.
     """
@@ -409,9 +433,12 @@ def rop_adaptive(
 ) -> torch.Tensor:
     r"""ROP (Algorithm 3, :func:`byzlab.attacks.rop`) with its perturbation norm z chosen each round.
 
-    m_byz = m̃_{t−1} + z p̂ (options ``lam``, ``pi``, ``angle``, ``first_round`` as
-    in :func:`byzlab.attacks.rop`); the plain attack's z (``z``, 1) is one
-    candidate; default grid z ∈ [0.1, 100] (the paper's Figs. 13–14 use 1, 10, 100).
+    $$m_{i,t} = \tilde m_{t-1} + z^\star\hat p,\qquad z^\star = \operatorname*{arg\,max}_{z \in \{z_0\} \cup G} \mathrm{damage}(\mathrm{AGG}(\cdot), \bar m_t)$$
+
+    (:func:`search_scale`; options ``lam``, ``pi``, ``angle``, ``first_round`` as in
+    :func:`byzlab.attacks.rop`); the plain attack's $z_0$ (``z``, 1) is one
+    candidate; default grid $G$: 8 values log-spaced in $z \in [0.1, 100]$ (the
+    paper's Figs. 13–14 use 1, 10, 100).
     """
     def attack(s):
         return rop(benign, prev_aggregate, z=s, lam=lam, pi=pi, angle=angle, first_round=first_round)

@@ -162,9 +162,9 @@ def sequential_centered_clip(x: torch.Tensor, center: torch.Tensor | None, t: in
     put into buckets (see below) and the buckets are visited one after another;
     for bucket B
 
-    .. math:: \tilde m \leftarrow \tilde m + \frac{1}{|B|}\sum_{i \in B}
-              \mathrm{clip}_\tau(m_i - \tilde m),\qquad
-              \mathrm{clip}_\tau(v) = v \min\Bigl(1, \frac{\tau}{\lVert v\rVert}\Bigr)
+    $$\tilde m \leftarrow \tilde m + \frac{1}{|B|}\sum_{i \in B}
+      \mathrm{clip}_\tau(m_i - \tilde m),\qquad
+      \mathrm{clip}_\tau(v) = v \min\Bigl(1, \frac{\tau}{\lVert v\rVert}\Bigr)$$
 
     so later buckets are clipped around a centre already moved by the earlier
     ones.  The final m̃ is the aggregate (and, as the next round's ``center``, the
@@ -219,10 +219,11 @@ def sequential_centered_clip(x: torch.Tensor, center: torch.Tensor | None, t: in
 def arc(x: torch.Tensor, f: int) -> torch.Tensor:
     r"""ARC, adaptive robust clipping (Allouah et al. 2024), a pre-aggregator.
 
-    With n = k rows and c = ⌊2 (f/n)(n − f)⌋, the c vectors of largest norm are
-    clipped to the norm of the largest remaining one:
+    With $n = k$ rows, the $c$ vectors of largest norm are clipped to the norm of
+    the largest remaining one:
 
-    .. math:: \mathrm{ARC}(x)_i = \min\Bigl(1, \frac{\lVert x_{\pi(n-c)}\rVert}{\lVert x_i\rVert}\Bigr)\, x_i
+    $$\mathrm{ARC}(x)_i = \min\Bigl(1, \frac{\lVert x_{\pi(n-c)}\rVert}{\lVert x_i\rVert}\Bigr)\, x_i,
+      \qquad c = \Bigl\lfloor \frac{2f}{n}(n - f) \Bigr\rfloor$$
 
     where π sorts the norms in increasing order (vectors below the threshold are
     unchanged, so every row may take the same formula).  c = 0 (f = 0) returns
@@ -300,7 +301,10 @@ def clipped_clustering(x: torch.Tensor, state: dict | None = None, linkage: str 
     2. Clustering: agglomerative clustering of the m_i' into 2 clusters with the
        cosine distance 1 − cos(m_i', m_j') (a zero vector has cosine 0 to every
        other) and average linkage (``linkage``: also ``single``, ``complete``).
-    3. The aggregate is the mean of the m_i' of the larger cluster.
+    3. The aggregate is the mean of the m_i' of the larger cluster $L$:
+
+    $$m_i' = m_i \min\Bigl(1, \frac{M}{\lVert m_i\rVert}\Bigr),\qquad
+      \mathrm{CClust}(x) = \frac{1}{|L|}\sum_{i \in L} m_i'$$
 
     Ties in step 3 (two clusters of k/2) go to the tighter cluster, the one with
     the smaller mean within-cluster cosine distance (then to the cluster of the
@@ -370,10 +374,11 @@ def dnc(x: torch.Tensor, f: int, generator: torch.Generator | None = None, niter
     take the top right singular vector v of the centred ``(k, b)`` matrix and
     score every client by
 
-    .. math:: s_i = \bigl(\langle x_i[r] - \mu,\ v\rangle\bigr)^2 ;
+    $$s_i = \bigl(\langle x_i[r] - \mu,\ v\rangle\bigr)^2 ;$$
 
     the k − ⌊c·f⌋ lowest scores form this iteration's good set.  The aggregate is
-    the mean of the clients in every good set (the intersection); an empty
+    the mean of the clients in every good set (the intersection $G$,
+    $\mathrm{DnC}(x) = \frac{1}{|G|}\sum_{i \in G} x_i$); an empty
     intersection (possible only with ``niters`` > 1 and c·f ≥ k/2) gives a zero
     vector.  Defaults are the paper's: ``niters`` = 1, ``c`` = 1.0, b = 10,000.
 
@@ -413,7 +418,9 @@ def fltrust(x: torch.Tensor, server_update: torch.Tensor | None) -> torch.Tensor
     TS_i = ReLU(cos(m_i, g₀)) and is rescaled to g₀'s norm,
     m̂_i = (‖g₀‖/‖m_i‖) m_i:
 
-    .. math:: \mathrm{FLTrust}(x) = \frac{\sum_i TS_i\, \hat m_i}{\sum_i TS_i}
+    $$TS_i = \mathrm{ReLU}\bigl(\cos(m_i, g_0)\bigr),\qquad
+      \hat m_i = \frac{\lVert g_0\rVert}{\lVert m_i\rVert}\, m_i,\qquad
+      \mathrm{FLTrust}(x) = \frac{\sum_i TS_i\, \hat m_i}{\sum_i TS_i}$$
 
     When every TS_i is 0 (no client points within 90° of g₀, or g₀ = 0) the
     aggregate is the zero vector: the server makes no step.  A zero client
