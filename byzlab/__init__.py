@@ -20,7 +20,8 @@ from .registry import (
     load_plugin,
 )
 from .results import RunResult
-from .simulator import Simulation, run
+from .simulator import Simulation
+from .driver import run
 
 __version__ = "0.1.0"
 

@@ -45,6 +45,7 @@ import pandas as pd
 from .errors import ConfigError, one_line
 from .config import NO_ATTACK, RunConfig
 from .experiments import Profile, load_profile
+from .files import write_atomic
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup
 
 __all__ = ["Spec", "parse_defence", "parse_attack", "defence_label", "attack_label", "bench_profile",
@@ -372,9 +373,7 @@ def write_outputs(table: pd.DataFrame, out: str | os.PathLike, *, figures: bool 
     board = leaderboard(table)
     for name, write in (("leaderboard.csv", lambda p: board.to_csv(p, index=False)),
                         ("leaderboard.md", lambda p: p.write_text(leaderboard_markdown(board)))):
-        tmp = out / f".{name}.tmp{os.getpid()}"
-        write(tmp)
-        os.replace(tmp, out / name)
+        write_atomic(out / name, write)
     if figures:
         plots.save(bench_plots.heatmap(table, board), "bench_heatmap", out)
         plots.save(bench_plots.ranking(board), "bench_ranking", out)

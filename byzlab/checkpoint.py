@@ -1,7 +1,7 @@
-"""Checkpoints of a run in progress: one policy for ``byzlab run`` and the sweep.
+"""Checkpoints of a run in progress: saving and restoring one (the cadence is :class:`byzlab.driver.Driver`'s).
 
-A checkpoint is :meth:`Simulation.state_dict` written atomically (a temporary
-file, then a rename), so a run killed at any moment leaves either the previous
+A checkpoint is :meth:`Simulation.state_dict` written atomically
+(:func:`byzlab.files.write_atomic`), so a run killed at any moment leaves either the previous
 checkpoint or the new one, never half a file.  Resuming from it continues the
 run bit for bit.
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, one_line
+from .files import write_atomic
 
 ON_BAD = ("error", "move")
 
@@ -31,11 +31,8 @@ def save(sim: Any, path: str | os.PathLike) -> None:
     """Write ``sim``'s state to ``path`` atomically."""
     import torch
 
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(sim.state_dict(), tmp)
-    os.replace(tmp, path)
+    state = sim.state_dict()
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def restore(sim: Any, path: str | os.PathLike, on_bad: str = "error") -> int:
@@ -81,23 +78,3 @@ def _free_name(path: Path) -> Path:
             return cand
     raise OSError(f"checkpoint: no free name to move {path} aside")
 
-
-class Checkpointer:
-    """Saves a simulation every ``every`` rounds or ``seconds`` of wall time, whichever comes first."""
-
-    def __init__(self, sim: Any, path: str | os.PathLike, every: int | None = None, seconds: float = float("inf")):
-        import math
-
-        self.sim, self.path = sim, Path(path)
-        self.every = every or max(1, math.ceil(sim.total_rounds / 10))
-        self.seconds = seconds
-        self.last_t, self.last_time = sim.t, time.monotonic()
-
-    def maybe(self) -> None:
-        """Save when ``every`` rounds or ``seconds`` have passed since the last save."""
-        if self.sim.t - self.last_t >= self.every or time.monotonic() - self.last_time >= self.seconds:
-            self.save()
-
-    def save(self) -> None:
-        save(self.sim, self.path)
-        self.last_t, self.last_time = self.sim.t, time.monotonic()

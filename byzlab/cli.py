@@ -135,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from .config import RunConfig
     from .interrupts import RoundInterrupt
-    from .simulator import run
+    from .driver import run
 
     cfg = RunConfig.make(**config_overrides(args))
     if args.out and os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:

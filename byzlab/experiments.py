@@ -34,6 +34,7 @@ import yaml
 
 from .errors import ConfigError, one_line
 from .config import RunConfig
+from .files import write_atomic
 from .registry import load_plugin
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -132,12 +133,8 @@ class Profile:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the profile as YAML (temporary file + rename: never half-written)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
-        os.replace(tmp, path)
-        return path
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _plain(value: Any) -> Any:

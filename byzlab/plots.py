@@ -25,6 +25,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from .errors import ConfigError, one_line
+from .files import write_atomic
 from .paper import AGGREGATOR_LABELS, ATTACK_LABELS, METRICS
 
 __all__ = ["ATTACK_COLORS", "accuracy_grid", "curves_by", "partition_bars", "table2_bars", "table3_bars", "table4_heatmap", "save"]
@@ -346,11 +347,8 @@ def save(fig: go.Figure, name: str, figures_dir: str | os.PathLike | None, *, sc
         raise ConfigError(f"scale: must be a number in (0, 4], got {scale!r}")
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    html = folder / f"{name}.html"
-    tmp = folder / f".{name}.html.tmp{os.getpid()}"
-    fig.write_html(tmp, include_plotlyjs="cdn", full_html=True)
-    os.replace(tmp, html)
-    written = [html]
+    written = [write_atomic(folder / f"{name}.html", lambda tmp: fig.write_html(tmp, include_plotlyjs="cdn",
+                                                                                 full_html=True))]
     png = folder / f"{name}.png"
     try:
         fig.write_image(png, scale=scale)

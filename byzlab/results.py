@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .config import RunConfig
 from .errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .simulator import Simulation
+from .files import write_atomic
 
 #: per-round diagnostics, in this order (means over the evaluation interval in ``history``)
 DIAGNOSTIC_COLUMNS = (
@@ -69,30 +64,6 @@ class RunResult:
                 f"(epoch {last['epoch']:.0f}), train loss {last['train_loss']:.4f}, "
                 f"{self.meta.get('seconds_per_round', float('nan')) * 1e3:.1f} ms/round on {self.meta.get('device', '?')}")
 
-    # ------------------------------------------------------------------ build
-    @classmethod
-    def from_simulation(cls, sim: "Simulation") -> "RunResult":
-        import torch
-
-        n = sim.t
-        rounds = pd.DataFrame(
-            torch.cat([sim.round_loss[:n, None], sim.round_diag[:n]], dim=1).cpu().numpy(),
-            columns=["train_loss", *DIAGNOSTIC_COLUMNS],
-        )
-        rounds.insert(0, "round", range(1, n + 1))
-        history = pd.DataFrame(sim.history, columns=list(HISTORY_COLUMNS))
-        meta = {
-            "format": FORMAT_VERSION,
-            "device": str(sim.device),
-            "engine": sim.engine_name,
-            "d": sim.d,
-            "rounds_per_epoch": sim.rounds_per_epoch,
-            "total_rounds": sim.total_rounds,
-            "seconds_per_round": (sim.elapsed / n) if n else float("nan"),
-            "key": sim.config.key(),
-        }
-        return cls(config=sim.config, history=history, rounds=rounds, meta=meta)
-
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``config.json``, ``history.csv``, ``rounds.csv``, ``meta.json`` into ``folder``.
@@ -100,25 +71,13 @@ class RunResult:
         Written into a temporary sibling folder first and renamed into place, so an
         interrupted save never leaves a half-written result behind.
         """
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        def fill(tmp: Path) -> None:
             (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True))
             self.history.to_csv(tmp / "history.csv", index=False)
             self.rounds.to_csv(tmp / "rounds.csv", index=False)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, sort_keys=True))
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old{os.getpid()}")
-                folder.rename(old)
-                tmp.rename(folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+
+        return write_atomic(folder, fill, folder=True)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "RunResult":

@@ -45,6 +45,7 @@ import os
 import time
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -56,9 +57,9 @@ from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope
 from .models import build_model, sparse_mask
 from .partition import partition
 from .errors import ConfigError
-from .interrupts import RoundInterrupt, one_round, stop_at_round_boundaries
+from .interrupts import one_round
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule
-from .results import DIAGNOSTIC_COLUMNS, RunResult
+from .results import DIAGNOSTIC_COLUMNS, FORMAT_VERSION, HISTORY_COLUMNS, RunResult
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
@@ -372,7 +373,22 @@ class Simulation:
                         callback(row)
 
     def result(self) -> RunResult:
-        return RunResult.from_simulation(self)
+        """The run so far as a :class:`~byzlab.results.RunResult`: its history, one row per round, and metadata."""
+        n = self.t
+        rounds = pd.DataFrame(torch.cat([self.round_loss[:n, None], self.round_diag[:n]], dim=1).cpu().numpy(),
+                              columns=["train_loss", *DIAGNOSTIC_COLUMNS])
+        rounds.insert(0, "round", range(1, n + 1))
+        meta = {
+            "format": FORMAT_VERSION,
+            "device": str(self.device),
+            "engine": self.engine_name,
+            "d": self.d,
+            "rounds_per_epoch": self.rounds_per_epoch,
+            "total_rounds": self.total_rounds,
+            "seconds_per_round": (self.elapsed / n) if n else float("nan"),
+            "key": self.config.key(),
+        }
+        return RunResult(self.config, pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS)), rounds, meta)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -447,65 +463,3 @@ class Simulation:
         child = Simulation(cfg, dataset=self.data)
         child.load_state_dict(self.state_dict(), strict_config=False)
         return child
-
-
-def run(
-    config: RunConfig | dict | None = None,
-    *,
-    dataset: Dataset | str | None = None,
-    progress: bool = False,
-    callback: Callable[[dict], Any] | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    bad_checkpoint: str = "error",
-    **overrides: Any,
-) -> RunResult:
-    """Run Algorithm 1 to the end and return its :class:`~byzlab.results.RunResult`.
-
-    ``byzlab.run(attack="rop", aggregator="cc", tau=1.0, beta=0.9, epochs=30)``.
-    Keyword overrides are config fields or parameters of the chosen rules;
-    ``dataset`` is a data set name (the config field) or an already loaded
-    :class:`~byzlab.data.Dataset` to train on.
-    With ``checkpoint`` (a file path) the state is saved every
-    ``checkpoint_every`` rounds and on Ctrl-C or SIGTERM, which stop the run at
-    the end of the round in progress (a second Ctrl-C stops at once, saving
-    nothing); a later call with the same config resumes from it, bit for bit;
-    the file is removed once the run is complete.  A checkpoint that cannot be
-    used raises :class:`~byzlab.checkpoint.CheckpointError` naming the file, or
-    with ``bad_checkpoint="move"`` is moved aside and the run starts afresh.
-    """
-    sim = Simulation(config, dataset=dataset, **overrides)
-    if checkpoint is not None:
-        sim.load_checkpoint(checkpoint, on_bad=bad_checkpoint)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=sim.total_rounds, initial=sim.t, unit="round",
-                   desc=sim.config.progress_label or sim.config.label(), leave=False)
-
-    def on_eval(row: dict) -> None:
-        if bar is not None:
-            bar.update(sim.t - bar.n)
-            bar.set_postfix(acc=f"{row['test_accuracy']:.2f}", loss=f"{row['train_loss']:.3f}")
-        if callback is not None:
-            callback(row)
-
-    every = checkpoint_every or sim.eval_every
-    try:
-        with stop_at_round_boundaries():
-            while not sim.done:
-                sim.advance(min(every, sim.total_rounds - sim.t), callback=on_eval)
-                if checkpoint is not None and checkpoint_every is not None and not sim.done:
-                    sim.save_checkpoint(checkpoint)
-    except RoundInterrupt:
-        if checkpoint is not None:  # keep what was computed: the same call resumes from here
-            sim.save_checkpoint(checkpoint)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    result = sim.result()
-    if checkpoint is not None and os.path.exists(checkpoint):
-        os.remove(checkpoint)
-    return result

@@ -26,6 +26,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .config import RunConfig
+from .driver import run
+from .files import write_atomic
 from .results import RunResult
 from .tables import results_table
 
@@ -110,18 +112,16 @@ class ResultStore:
         in another process); :meth:`put` of a later success removes the record."""
         cfg = RunConfig.make(config)
         path = self.error_path(cfg)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(error, BaseException):
             message = f"{type(error).__name__}: {error}"
             tb = tb or "".join(traceback.format_exception(type(error), error, error.__traceback__))
         else:
             message = str(error)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({
+        text = json.dumps({
             "key": cfg.key(), "config": cfg.to_dict(), "attempt": attempt,
             "error": message, "traceback": tb or "", "time": time.time(),
-        }, indent=2, default=str))
-        os.replace(tmp, path)
+        }, indent=2, default=str)
+        write_atomic(path, lambda tmp: tmp.write_text(text))
 
     def error(self, config: RunConfig | dict) -> dict | None:
         """The recorded failure of this run, or None."""
@@ -162,8 +162,6 @@ class ResultStore:
     def run(self, config: RunConfig | dict | None = None, *, checkpoint_every: int | None = None,
             progress: bool = False, **overrides: Any) -> RunResult:
         """The stored result, or run it now (checkpointing, resumable) and store it."""
-        from .simulator import run
-
         cfg = RunConfig.make(config, **overrides)
         cached = self.get(cfg)
         if cached is not None:

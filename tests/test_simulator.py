@@ -187,8 +187,8 @@ def test_ctrl_c_mid_round_stops_at_the_round_end_and_the_checkpoint_resumes_bit_
     import os
     import signal
 
-    import byzlab.simulator as simulator
-    from byzlab.simulator import RoundInterrupt
+    import byzlab.driver as driver
+    from byzlab.interrupts import RoundInterrupt
 
     cfg = RunConfig.make(**QUICK, attack="alie", aggregator="cc")
     full = byzlab.run(cfg, dataset=digits)
@@ -200,7 +200,7 @@ def test_ctrl_c_mid_round_stops_at_the_round_end_and_the_checkpoint_resumes_bit_
             super().finish_round(grads, losses)
 
     ckpt = tmp_path / "c.pt"
-    monkeypatch.setattr(simulator, "Simulation", InterruptedOnce)
+    monkeypatch.setattr(driver, "Simulation", InterruptedOnce)
     with pytest.raises(RoundInterrupt):
         byzlab.run(cfg, dataset=digits, checkpoint=ckpt)
     monkeypatch.undo()
@@ -216,7 +216,7 @@ def test_a_second_ctrl_c_interrupts_at_once(digits):
     import os
     import signal
 
-    from byzlab.simulator import RoundInterrupt, stop_at_round_boundaries
+    from byzlab.interrupts import RoundInterrupt, stop_at_round_boundaries
 
     sim = Simulation(RunConfig.make(**QUICK), dataset=digits)
     step = sim.step

@@ -22,7 +22,7 @@ def compare(*, profile: str = "quick", attack: str = "rop", aggregator: str = "c
     mean CC clip fraction, mean cosine of the benign and Byzantine updates to m̃_{t−1}."""
     import pandas as pd
 
-    from ..simulator import run
+    from ..driver import run
 
     if profile not in COMPARE_PROFILES and not str(profile).endswith((".yaml", ".yml")):
         raise ConfigError(f"profile: must be one of {', '.join(COMPARE_PROFILES)} or a profile .yaml file; "

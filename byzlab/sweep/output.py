@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..files import write_atomic
 from ..results import RunResult
 from ..tables import curves_table, in_experiment, results_table, table4
 from .plan import Plan
@@ -33,10 +33,8 @@ def read_json(path: Path) -> dict:
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` to ``path`` as JSON, through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def stored_runs(plan: Plan) -> list[RunResult]:
@@ -55,20 +53,12 @@ def collect(plan: Plan, runs: list[RunResult] | None = None) -> pd.DataFrame:
 
 def _write_table(df: pd.DataFrame, path: Path) -> list[Path]:
     """CSV (and parquet when pyarrow is installed), each written to a temporary file and renamed."""
-    written = []
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    written.append(path)
+    written = [write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))]
     try:
         importlib.import_module("pyarrow")  # installed?
     except ImportError:
         return written
-    pq = path.with_suffix(".parquet")
-    tmp = pq.with_name(f".{pq.name}.tmp{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, pq)
-    written.append(pq)
+    written.append(write_atomic(path.with_suffix(".parquet"), lambda tmp: df.to_parquet(tmp, index=False)))
     return written
 
 
@@ -81,7 +71,5 @@ def write_results(plan: Plan, out: Path) -> pd.DataFrame:
     _write_table(curves_table(runs), out / "curves.csv")
     if len(df) and "experiments" in df and in_experiment(df, "table4").any():
         t4 = table4(df, paper=True)
-        tmp = out / f".table4.csv.tmp{os.getpid()}"
-        t4.to_csv(tmp, index=False)
-        os.replace(tmp, out / "table4.csv")
+        write_atomic(out / "table4.csv", lambda tmp: t4.to_csv(tmp, index=False))
     return df

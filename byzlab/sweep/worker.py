@@ -10,9 +10,9 @@
   store itself (``opts["write"]`` false: the driver stores it);
 * for ``error``: ``error`` (one line) and ``traceback``.
 
-A run continues from its checkpoint and saves one every ``checkpoint_every``
-rounds / ``checkpoint_seconds``, and on a stop at a round boundary
-(:class:`~byzlab.interrupts.RoundInterrupt`), which is re-raised.
+A job is driven by :class:`byzlab.driver.Driver`: each run continues from its checkpoint
+in the store and saves one every ``checkpoint_every`` rounds / ``checkpoint_seconds``, and
+on a stop at a round boundary (:class:`~byzlab.interrupts.RoundInterrupt`), which is re-raised.
 :func:`worker_main` is the loop of a local worker process and :func:`ray_job`
 the function of a Ray task (see :mod:`byzlab.sweep.backends`).
 """
@@ -23,12 +23,14 @@ import time
 import traceback
 from typing import Any, Callable, Iterable
 
-from .. import checkpoint
+from ..batched import BatchedSimulation
 from ..config import RunConfig, resolve_device
 from ..data import cached_dataset
+from ..driver import Driver, default_checkpoint_every
 from ..errors import one_line
 from ..interrupts import stop_at_round_boundaries
 from ..registry import load_plugin
+from ..simulator import Simulation
 from ..store import ResultStore
 
 
@@ -64,62 +66,37 @@ def _outcome(cfg: RunConfig, result=None, error: BaseException | None = None, at
     return out
 
 
+def _driver(runner, cfgs: list[RunConfig], store: ResultStore, opts: dict):
+    """The :class:`~byzlab.driver.Driver` of a job: each run's checkpoint in the store, the sweep's cadence."""
+    sims = getattr(runner, "sims", [runner])
+    every = opts["checkpoint_every"] or default_checkpoint_every(max(s.total_rounds for s in sims))
+    return Driver(runner, [store.checkpoint_path(c) for c in cfgs], every=every,
+                  seconds=opts["checkpoint_seconds"], on_bad=opts.get("bad_checkpoint", "error"))
+
+
 def _run_single(cfg: RunConfig, store: ResultStore, opts: dict) -> Any:
     """Run one config to the end, continuing from and saving to its checkpoint."""
-    from ..interrupts import RoundInterrupt
-    from ..simulator import Simulation
-
     t0 = time.perf_counter()
-    data = cached_dataset(cfg.dataset, cfg.data_root, cfg.download, resolve_device(cfg.device))
-    sim = Simulation(cfg, dataset=data)
-    ckpt = store.checkpoint_path(cfg)
-    start = checkpoint.restore(sim, ckpt, opts.get("bad_checkpoint", "error"))
-    saver = checkpoint.Checkpointer(sim, ckpt, opts["checkpoint_every"], opts["checkpoint_seconds"])
-    try:
-        while not sim.done:
-            sim.advance(1)
-            if not sim.done:
-                saver.maybe()
-    except RoundInterrupt:  # stopped at a round boundary: the state is consistent
-        saver.save()
-        raise
-    if opts["keep_final_checkpoint"]:  # the driver stores the result, then removes the file
-        saver.save()
-    return _finish(sim.result(), t0, start, sim)
+    sim = Simulation(cfg, dataset=cached_dataset(cfg.dataset, cfg.data_root, cfg.download, resolve_device(cfg.device)))
+    driver = _driver(sim, [cfg], store, opts)
+    driver.run()
+    # with keep_final_checkpoint the driver stores the result, then removes the file
+    return _finish(driver.result(keep_checkpoint=opts["keep_final_checkpoint"]), t0, driver.starts[0], sim)
 
 
 def _run_batch(cfgs: list[RunConfig], store: ResultStore, opts: dict, emit: Callable[[dict], None]) -> None:
     """Run compatible configs together in one :class:`BatchedSimulation`; emit each as it finishes."""
-    from ..batched import BatchedSimulation
-    from ..interrupts import RoundInterrupt
-
     t0 = time.perf_counter()
-    bsim = BatchedSimulation(cfgs, dataset=cached_dataset(cfgs[0].dataset, cfgs[0].data_root, cfgs[0].download,
-                                                         resolve_device(cfgs[0].device)))
-    paths = [store.checkpoint_path(c) for c in cfgs]
-    starts = [checkpoint.restore(s, p, opts.get("bad_checkpoint", "error")) for s, p in zip(bsim.sims, paths)]
-    savers = [checkpoint.Checkpointer(s, p, opts["checkpoint_every"], opts["checkpoint_seconds"])
-              for s, p in zip(bsim.sims, paths)]
-    emitted = [False] * len(cfgs)
-    while True:
-        for i, s in enumerate(bsim.sims):
-            if s.done and not emitted[i]:
-                if opts["keep_final_checkpoint"]:
-                    savers[i].save()
-                emit(_handle_result(cfgs[i], _finish(s.result(), t0, starts[i], s, len(cfgs)), store, opts))
-                emitted[i] = True
-        if bsim.done:
-            return
-        try:
-            bsim.advance(1)
-        except RoundInterrupt:  # stopped at a round boundary: every run's state is consistent
-            for s, saver in zip(bsim.sims, savers):
-                if not s.done:
-                    saver.save()
-            raise
-        for s, saver in zip(bsim.sims, savers):
-            if not s.done:
-                saver.maybe()
+    c0 = cfgs[0]
+    bsim = BatchedSimulation(cfgs, dataset=cached_dataset(c0.dataset, c0.data_root, c0.download,
+                                                         resolve_device(c0.device)))
+    driver = _driver(bsim, cfgs, store, opts)
+
+    def finished(i: int) -> None:
+        result = driver.result(i, keep_checkpoint=opts["keep_final_checkpoint"])
+        emit(_handle_result(cfgs[i], _finish(result, t0, driver.starts[i], bsim.sims[i], len(cfgs)), store, opts))
+
+    driver.run(on_finished=finished)
 
 
 def _handle_result(cfg: RunConfig, result, store: ResultStore, opts: dict) -> dict:
