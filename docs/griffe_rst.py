@@ -1,0 +1,62 @@
+"""Griffe extension for the reference site: byzlab's docstrings mix reStructuredText
+markup (``:func:`x```, ``.. math::``, ``Text::`` literal blocks) into otherwise
+Markdown-friendly numpy-style text.  This rewrites those few constructs into the
+Markdown that mkdocstrings renders, on the loaded copy only (the sources keep
+their docstrings as written):
+
+- ``:role:`~a.b.c``` → ``c`` and ``:role:`a.b``` → ``a.b`` as inline code;
+  ``:math:`E``` → ``$E$``;
+- a ``.. math:: E`` directive (with its indented continuation lines) → ``$$E$$``;
+- ``Text::`` before an indented block → ``Text:`` (the block stays a code block).
+"""
+from __future__ import annotations
+
+import re
+
+import griffe
+
+_MATH_ROLE = re.compile(r":math:`([^`]+)`")
+_ROLE = re.compile(r":(?:py:)?[a-z]+:`(~?)([^`]+)`")
+
+
+def _role(m: re.Match) -> str:
+    target = m.group(2)
+    if m.group(1):
+        target = target.rsplit(".", 1)[-1]
+    return f"`{target}`"
+
+
+def rst_to_markdown(text: str) -> str:
+    """The docstring ``text`` with the reStructuredText constructs above rewritten."""
+    text = _MATH_ROLE.sub(lambda m: f"${m.group(1)}$", text)
+    text = _ROLE.sub(_role, text)
+    out: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.lstrip()
+        if stripped.startswith(".. math::"):
+            indent = line[: len(line) - len(stripped)]
+            body = [stripped[len(".. math::"):].strip()]
+            i += 1
+            while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)):
+                if lines[i].strip():
+                    body.append(lines[i].strip())
+                i += 1
+            out.append(f"{indent}$${' '.join(b for b in body if b)}$$")
+            out.append("")
+            continue
+        if line.rstrip().endswith("::") and not stripped.startswith(".."):
+            line = line.rstrip()[:-1]
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+class RstToMarkdown(griffe.Extension):
+    """Rewrite every loaded object's docstring with :func:`rst_to_markdown`."""
+
+    def on_object(self, *, obj: griffe.Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = rst_to_markdown(obj.docstring.value)
