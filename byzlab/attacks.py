@@ -2,8 +2,9 @@ r"""Byzantine attacks as pure functions.
 
 Omniscient attacks (Section III-B) see the benign momenta of the round,
 ``benign`` — a ``(k_b, d)`` tensor, one row per benign client — and, where
-they need it, the previous aggregate m̃_{t−1} (``prev_aggregate``, ``None`` at
-t = 1).  They return the vector every Byzantine client sends.  Inputs are
+they need it, the previous aggregate $\tilde m_{t-1}$ (``prev_aggregate``, ``None`` at
+t = 1).  They return the vector every Byzantine client sends (Algorithm 1, line 11:
+$m_{i,t} \leftarrow \mathrm{Attack}(\mathcal{H}_t)$ for $i \in \mathcal{K}_m$).  Inputs are
 never modified; everything runs on the tensors' device with no host
 synchronisation.
 
@@ -11,10 +12,11 @@ Data attacks (``label_flip``, ``bit_flip``) work from the Byzantine clients'
 own honest momenta (``byzantine``), computed by the simulator on their own
 shards.
 
-Notation: m̄_t = mean of the benign momenta, σ̄_t their coordinate-wise
-unbiased standard deviation, k clients of which k_m Byzantine.
+Notation: $\bar m_t$ the mean of the benign momenta, $\bar\sigma_t$ their
+coordinate-wise unbiased standard deviation, $k$ clients of which $k_m$ Byzantine
+($\mathcal{K}_m$) and $k_b = k - k_m$ benign ($\mathcal{K}_b$).
 
-Speed: as in :mod:`byzlab.aggregators`, no ``(k_b, d)`` temporary is built; σ̄_t
+Speed: as in :mod:`byzlab.aggregators`, no ``(k_b, d)`` temporary is built; $\bar\sigma_t$
 is computed in two passes (mean, then squared deviations) over one block of
 columns at a time, which on CPU is several times faster than ``Tensor.std(0)``
 along the short dimension and equal to it up to floating-point rounding.

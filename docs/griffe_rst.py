@@ -8,9 +8,14 @@ their docstrings as written):
   ``:math:`E``` → ``$E$``;
 - a ``.. math:: E`` directive (with its indented continuation lines) → ``$$E$$``;
 - ``Text::`` before an indented block → ``Text:`` (the block stays a code block).
+
+A function whose docstring is extended at import (the adaptive attacks append their
+shared paragraph) gets its docstring as imported.
 """
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 
 import griffe
@@ -54,9 +59,25 @@ def rst_to_markdown(text: str) -> str:
     return "\n".join(out)
 
 
+def _imported_doc(obj: griffe.Object) -> str | None:
+    """The docstring of ``obj`` as Python sees it after importing its module."""
+    try:
+        target = importlib.import_module(obj.module.path)
+        for part in obj.path[len(obj.module.path) + 1:].split("."):
+            target = getattr(target, part)
+    except Exception:  # a module that cannot be imported here keeps its source docstring
+        return None
+    return inspect.getdoc(target)
+
+
 class RstToMarkdown(griffe.Extension):
     """Rewrite every loaded object's docstring with :func:`rst_to_markdown`."""
 
     def on_object(self, *, obj: griffe.Object, **kwargs) -> None:
-        if obj.docstring is not None:
-            obj.docstring.value = rst_to_markdown(obj.docstring.value)
+        if obj.docstring is None:
+            return
+        if obj.is_function:
+            imported = _imported_doc(obj)
+            if imported and imported != obj.docstring.value and imported.startswith(obj.docstring.value.strip()):
+                obj.docstring.value = imported
+        obj.docstring.value = rst_to_markdown(obj.docstring.value)
