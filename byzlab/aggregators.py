@@ -282,7 +282,7 @@ def krum(x: torch.Tensor, f: int, neighbours: int | None = None) -> torch.Tensor
 
 
 def multi_krum(x: torch.Tensor, f: int, m: int | None = None, neighbours: int | None = None) -> torch.Tensor:
-    r"""Multi-Krum (Blanchard et al., NeurIPS 2017, Section 5): the average of the ``m`` best-scored rows.
+    r"""Multi-Krum (Blanchard et al., NeurIPS 2017): the average of the ``m`` best-scored rows.
 
     $$\mathrm{MultiKrum}(x) = \frac{1}{m}\sum_{i \in S_m} x_i$$
 
@@ -355,7 +355,7 @@ def bulyan(x: torch.Tensor, f: int) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- pre-aggregators
 def bucketing(x: torch.Tensor, s: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""Bucketing (Karimireddy, He & Jaggi, ICLR 2022, Algorithm 1), a pre-aggregator.
+    r"""Bucketing (Karimireddy, He & Jaggi, ICLR 2022), a pre-aggregator.
 
     Shuffle the $k$ rows with a random permutation $\pi$ (from ``generator``, the
     run's RNG), split them into $\lceil k/s\rceil$ buckets $B_q$ of $s$ consecutive
@@ -377,7 +377,7 @@ def bucketing(x: torch.Tensor, s: int = 2, generator: torch.Generator | None = N
 
 
 def nnm(x: torch.Tensor, f: int) -> torch.Tensor:
-    r"""Nearest-neighbour mixing (NNM; Allouah, Farhadkhani, Guerraoui, Gupta, Pinot & Stephan, AISTATS 2023, Algorithm 1), a pre-aggregator.
+    r"""Nearest-neighbour mixing (NNM; Allouah, Farhadkhani, Guerraoui, Gupta, Pinot & Stephan, AISTATS 2023), a pre-aggregator.
 
     Replace each row by the average of its $k - f$ nearest rows (itself included,
     Euclidean distance):
