@@ -59,7 +59,7 @@ from byzlab import RunConfig, Simulation
 from byzlab import aggregators as A
 from byzlab import kernels
 from byzlab.batched import BatchedSimulation
-from byzlab.data import Dataset
+from byzlab.data import DATASET_SPECS, Dataset, run_model
 from byzlab.models import build_model, sparse_mask
 from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext
 
@@ -83,15 +83,9 @@ class ModelSpec:
         return f"{self.dataset}-shaped {c}×{h}×{w}, {self.classes} classes"
 
 
-SPECS = {
-    "cnn": ModelSpec("cnn", "mnist", (1, 28, 28), 10, False),
-    "resnet20": ModelSpec("resnet20", "cifar10", (3, 32, 32), 10, True),
-    "resnet9": ModelSpec("resnet9", "cifar100", (3, 32, 32), 100, True),
-}
-#: training-set sizes and default models of the paper's data sets (rounds per epoch = ⌊(N/k)/b⌋)
-N_TRAIN = {"mnist": 60_000, "fmnist": 60_000, "cifar10": 50_000, "cifar100": 50_000}
-DEFAULT_MODEL = {"mnist": "cnn", "fmnist": "cnn", "cifar10": "resnet20", "cifar100": "resnet9"}
-N_TEST = 10_000
+#: the paper's models, each on the shape of the paper's data set it is the default model of (DATASET_SPECS)
+SPECS = {s.model: ModelSpec(s.model, s.name, s.shape, s.num_classes, s.augment)
+         for s in (DATASET_SPECS[name] for name in ("mnist", "cifar10", "cifar100"))}
 
 #: per device: (warm-up rounds, timed rounds, end-to-end rounds per aggregator)
 DEFAULTS = {
@@ -206,10 +200,10 @@ def paper_sweep() -> dict[str, dict]:
 
     out: dict[str, dict] = {}
     for cfg in load_profile("paper").configs():
-        model = cfg.model or DEFAULT_MODEL[cfg.dataset]
+        model = run_model(cfg.model, cfg.dataset)
         n_compute = batch_key(cfg)[5]
         info = out.setdefault(model, {"runs": {}, "epochs": cfg.epochs,
-                                      "rounds_per_run": cfg.epochs * ((N_TRAIN[cfg.dataset] // cfg.k) // cfg.b)})
+                                      "rounds_per_run": cfg.schedule().total_rounds})
         info["runs"][n_compute] = info["runs"].get(n_compute, 0) + 1
     return out
 

@@ -46,7 +46,11 @@ from .errors import ConfigError, one_line
 from .config import NO_ATTACK, RunConfig
 from .experiments import Profile, load_profile
 from .files import write_atomic
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup
+from .interrupts import interrupt_on_signals
+from .options import comma_list, parse_value
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup, plugin_path
+from .sweep import dry_run, run_sweep
+from .sweep.cli import SHARED, add_sweep_options, sweep_options
 
 __all__ = ["Spec", "parse_defence", "parse_attack", "defence_label", "attack_label", "bench_profile",
            "notebook_profile", "label", "results", "leaderboard", "leaderboard_display", "leaderboard_markdown", "write_outputs",
@@ -87,8 +91,6 @@ class Spec:
 
 
 def _parse(spec: str, kind: str) -> Spec:
-    from .cli import parse_value
-
     what = "defence" if kind == "aggregator" else "attack"
 
     def fail(msg: str) -> ConfigError:
@@ -221,7 +223,7 @@ def bench_profile(profile: str | os.PathLike | Profile = "bench_quick", *, defen
     for text in [*defences, *attacks]:
         m = _FILE.match(text.strip())
         if m:
-            plugins.append(str(Path(m["file"]).resolve()))
+            plugins.append(plugin_path(m["file"]))
     if betas is not None:
         grid["beta"] = [float(b) for b in betas]
     if not any((a if isinstance(a, str) else a.get("attack")) == NO_ATTACK for a in grid.get("attack") or ()):
@@ -381,20 +383,11 @@ def write_outputs(table: pd.DataFrame, out: str | os.PathLike, *, figures: bool 
 
 
 # =========================================================================== command line
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in [0, 1), got {text!r}") from None
-    if not values or not all(0 <= v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in [0, 1), got {text!r}")
-    return values
+_floats = comma_list(float, lambda v: 0 <= v < 1, "numbers in [0, 1)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """``byzlab bench``: registered by :mod:`byzlab.cli`."""
-    from .sweep import BACKENDS, parse_seeds
-
     p = subparsers.add_parser(
         "bench", help="rank defences by their worst-case accuracy over every attack",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -417,32 +410,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--attack", action="append", default=None, metavar="SPEC",
                    help="an attack (repeatable; default: the profile's, adaptive attacks included)")
     p.add_argument("--beta", type=_floats, default=None, metavar="LIST", help="worker momenta β, e.g. 0,0.9")
-    p.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST", help="seeds, e.g. 0,1")
     p.add_argument("--profile", default="bench_quick",
                    help="bench_quick (default; 'quick'), bench_paper ('paper'), bench_ci ('ci') or a .yaml file")
-    p.add_argument("--out", default=None, help="output folder (default benches/<profile>)")
-    p.add_argument("--store", default=None, help="results store folder (default <out>/store)")
-    p.add_argument("--backend", choices=BACKENDS, default="local",
-                   help="where runs execute: local processes (default) or Ray tasks")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
-    p.add_argument("--workers", type=int, default=None, help="runs at once (default: CPU cores / threads)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
-    p.add_argument("--resume", action="store_true", help="continue the bench in --out as it was started")
-    p.add_argument("--dry-run", action="store_true", help="print the runs, what is done and the estimated time")
     p.add_argument("--plugin", action="append", default=None, metavar="MODULE",
                    help="import a module or .py file registering rules; repeatable")
     p.add_argument("--no-figures", action="store_true", help="only the leaderboard files")
     p.add_argument("--no-notebook", action="store_true",
                    help="write the figures directly instead of rendering notebooks/11_bench.ipynb into --out")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_sweep_options(p, only=SHARED, title="running the bench (as byzlab sweep)", out="benches/<profile>")
     p.set_defaults(func=_cmd_bench)
     return p
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .interrupts import interrupt_on_signals
-    from .sweep import dry_run, run_sweep
-
     for plugin in args.plugin or ():
         load_plugin(plugin)
     if args.resume:
@@ -454,16 +434,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         prof = bench_profile(args.profile, defences=args.defence, attacks=args.attack, betas=args.beta)
     out = Path(args.out or Path("benches") / prof.name)
-    plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin or ()]
+    options = sweep_options(args, plugins=tuple(args.plugin or ()), render=False)
     err = lambda line: print(line.replace("byzlab sweep", "byzlab bench"), file=sys.stderr)  # noqa: E731
     if args.dry_run:
-        dry_run(prof, out, store=args.store, resume=args.resume, workers=args.workers, threads=args.threads,
-                backend=args.backend, seeds=args.seeds, print_fn=print)
+        dry_run(prof, out, options)
         return 0
     with interrupt_on_signals():
-        summary = run_sweep(prof, out, store=args.store, resume=args.resume, backend=args.backend, address=args.address,
-                            workers=args.workers, threads=args.threads, seeds=args.seeds, plugins=plugins,
-                            render=False, progress=not args.quiet, print_fn=err)
+        summary = run_sweep(prof, out, options, print_fn=err)
     swept = load_profile(out / "profile.yaml")
     table = label(summary.table, swept)
     notebook = not (args.no_figures or args.no_notebook)

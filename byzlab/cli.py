@@ -12,7 +12,9 @@ import os
 import sys
 from typing import Any, Sequence
 
+from . import checkpoint
 from .errors import ConfigError, one_line
+from .options import add_run_options, config_overrides
 
 #: modules that add their own sub-commands through ``add_parser(subparsers)``
 SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures", "byzlab.bench")
@@ -21,113 +23,6 @@ SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures", "byzlab.bench")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.exit(2, f"byzlab: error: {message}\n")
-
-
-def parse_value(text: str) -> Any:
-    """``'0.5'`` → 0.5, ``'3'`` → 3, ``'true'`` → True, ``'none'`` → None, else the string."""
-    low = text.strip().lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _key_values(items: Sequence[str] | None, what: str) -> dict:
-    out: dict = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ConfigError(f"{what}: expected NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
-        out[name.strip()] = parse_value(value)
-    return out
-
-
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The config options shared by ``run`` and ``sweep`` overrides."""
-    from dataclasses import fields
-
-    from .config import NO_ATTACK, RunConfig
-    from .data import DATASET_SPECS
-    from .models import MODELS
-    from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS
-
-    d = {f.name: f.default for f in fields(RunConfig)}  # the defaults, from the one place they are set
-
-    def names(table, default) -> str:
-        return ", ".join(n + (" (default)" if n == default else "") for n in table)
-
-    g = p.add_argument_group("run configuration (paper defaults, Section VI)")
-    g.add_argument("--dataset", default=None,
-                   help=", ".join(n + (" (default, embedded)" if n == d["dataset"] else "") for n in DATASET_SPECS))
-    g.add_argument("--model", default=None, help=f"{', '.join(MODELS)} (default: the dataset's)")
-    g.add_argument("--norm", default=None, help=f"bn or gn for the ResNets ({d['norm']})")
-    g.add_argument("--partition", default=None, help=f"iid or dirichlet ({d['partition']})")
-    g.add_argument("--alpha", type=float, default=None, help=f"Dirichlet concentration α ({d['alpha']:g})")
-    g.add_argument("--k", type=int, default=None, help=f"clients k ({d['k']})")
-    g.add_argument("--k-m", dest="k_m", type=int, default=None, help=f"Byzantine clients k_m ({d['k_m']})")
-    g.add_argument("--b", "--batch-size", dest="b", type=int, default=None, help=f"batch size b ({d['b']})")
-    g.add_argument("--epochs", type=int, default=None, help=f"epochs ({d['epochs']})")
-    g.add_argument("--lr", type=float, default=None, help=f"learning rate η ({d['lr']:g})")
-    g.add_argument("--beta", type=float, default=None, help=f"worker momentum β in [0, 1) ({d['beta']:g})")
-    g.add_argument("--aggregator", default=None, help=names(AGGREGATORS, d["aggregator"]))
-    g.add_argument("--pre", action="append", default=None, metavar="NAME",
-                   help=f"pre-aggregator ({', '.join(PRE_AGGREGATORS)}); repeatable")
-    g.add_argument("--attack", default=None, help=names([NO_ATTACK, *ATTACKS], d["attack"]))
-    g.add_argument("--tau", type=float, default=None, help="CC radius τ")
-    g.add_argument("--z", type=float, default=None, help="ROP perturbation norm z / ALIE z")
-    g.add_argument("--lam", type=float, default=None, help="ROP λ")
-    g.add_argument("--eps", type=float, default=None, help="IPM ε")
-    g.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other aggregator/attack parameter; repeatable")
-    g.add_argument("--pre-param", action="append", metavar="PRE.NAME=VALUE", help="pre-aggregator parameter, e.g. bucketing.s=2")
-    g.add_argument("--agg-f", dest="agg_f", type=int, default=None, help="Byzantine clients the server assumes (k_m)")
-    g.add_argument("--eval-every", dest="eval_every", type=int, default=None, help="evaluate every N rounds (1 epoch)")
-    g.add_argument("--max-rounds", dest="max_rounds", type=int, default=None, help="stop after N rounds")
-    g.add_argument("--no-diagnostics", dest="diagnostics", action="store_false", default=None)
-    g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--device", default=None, help="auto, cpu, cuda")
-    g.add_argument("--engine", default=None, help="auto, loop, vmap")
-    g.add_argument("--precision", default=None, help="fp32, tf32, bf16")
-    g.add_argument("--data-root", dest="data_root", default=None, help="folder of torchvision datasets")
-    g.add_argument("--no-download", dest="download", action="store_false", default=None)
-    g.add_argument("--plugin", action="append", default=None, metavar="MODULE",
-                   help="import a module (or .py file) registering extra aggregators/attacks; repeatable")
-
-
-_FIELDS = ("dataset", "model", "norm", "partition", "alpha", "k", "k_m", "b", "epochs", "lr", "beta",
-           "aggregator", "attack", "agg_f", "eval_every", "max_rounds", "diagnostics", "seed", "device",
-           "engine", "precision", "data_root", "download")
-
-
-def config_overrides(args: argparse.Namespace) -> dict:
-    """The config keywords given on the command line (plugins imported first)."""
-    from .registry import load_plugin
-
-    for plugin in getattr(args, "plugin", None) or ():
-        load_plugin(plugin)
-    kw = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
-    for knob in ("tau", "z", "lam", "eps"):
-        if getattr(args, knob, None) is not None:
-            kw[knob] = getattr(args, knob)
-    kw.update(_key_values(getattr(args, "param", None), "--param"))
-    if getattr(args, "pre", None):
-        kw["pre_aggregators"] = tuple(args.pre)
-    pre_params: dict = {}
-    for name, value in _key_values(getattr(args, "pre_param", None), "--pre-param").items():
-        if "." not in name:
-            raise ConfigError(f"--pre-param: expected PRE.NAME=VALUE, got {name!r}")
-        pre, pname = name.split(".", 1)
-        pre_params.setdefault(pre, {})[pname] = value
-    if pre_params:
-        kw["pre_aggregator_params"] = pre_params
-    return kw
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -210,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="with --out: also save the state every N rounds (it is always saved on Ctrl-C); "
                         "rerunning the same command resumes")
-    p.add_argument("--bad-checkpoint", choices=("error", "move"), default="error",
+    p.add_argument("--bad-checkpoint", choices=checkpoint.ON_BAD, default="error",
                    help="a saved state that cannot be used: fail naming the file (error, default) "
                         "or move it aside and start afresh (move)")
     p.add_argument("--baseline", action="store_true",

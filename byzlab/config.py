@@ -17,13 +17,20 @@ from .errors import ConfigError
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, lookup
 
 NO_ATTACK = "none"
-_PAPER_KNOBS = ("tau", "z", "lam", "eps")
+#: the paper's knobs, rule parameters with a name of their own everywhere (CLI options, table
+#: columns, dashboard sliders, labels): name -> what it is
+PAPER_KNOBS = {"z": "ROP perturbation norm z / ALIE z", "lam": "ROP λ", "tau": "CC radius τ", "eps": "IPM ε"}
 
 #: fields that do not change the numbers of a run beyond floating-point rounding (left out of its key)
 NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "progress_label")
 #: fields added after results stores existed: left out of a run's key while at their default,
 #: so the keys (and stored results) of runs that do not use them stay valid
 LATER_FIELDS = {"root_size": 100}
+
+
+def _field(default: Any, help: str, **cli: Any) -> Any:
+    """A :class:`RunConfig` field with its command-line help (``byzlab run --NAME``, :mod:`byzlab.options`)."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class RunConfig:
     which k_m = 5 Byzantine, on the embedded ``mnist5k``.  So a run is attacked unless
     it says otherwise: ``RunConfig(aggregator="tm")`` is ROP against TM, and
     ``attack="none"`` is the clean baseline.  The command line (``byzlab run``) has the
-    same defaults (its options are generated from these fields); the live dashboard
+    same defaults (its options are generated from these fields and their help, by
+    :mod:`byzlab.options`); the live dashboard
     starts from them too, except β = 0 (``byzlab.dashboard.DEFAULT_BETA``: the
     attacks show within a minute there).
 
@@ -100,37 +108,40 @@ class RunConfig:
         Where torchvision data sets live and whether to download them.
     """
 
-    dataset: str = "mnist5k"
-    model: str | None = None
-    norm: str = "bn"
-    partition: str = "iid"
-    alpha: float = 1.0
-    k: int = 25
-    k_m: int = 5
-    b: int = 32
-    epochs: int = 100
-    lr: float = 0.1
-    lr_decay: float = 0.1
-    lr_decay_at: float = 0.75
-    weight_decay: float = 0.0
-    beta: float = 0.9
-    aggregator: str = "cc"
+    dataset: str = _field("mnist5k", "data set (byzlab list)")
+    model: str | None = _field(None, "model (default: the data set's)")
+    norm: str = _field("bn", "normalisation of the ResNets: bn or gn")
+    partition: str = _field("iid", "iid or dirichlet")
+    alpha: float = _field(1.0, "Dirichlet concentration α")
+    k: int = _field(25, "clients k")
+    k_m: int = _field(5, "Byzantine clients k_m")
+    b: int = _field(32, "batch size b", flags=("--b", "--batch-size"))
+    epochs: int = _field(100, "epochs")
+    lr: float = _field(0.1, "learning rate η")
+    lr_decay: float = _field(0.1, "factor of η once lr_decay_at of the epochs are done, in (0, 1]")
+    lr_decay_at: float = _field(0.75, "fraction of the epochs after which η decays, in [0, 1]")
+    weight_decay: float = _field(0.0, "weight decay added to each benign gradient")
+    beta: float = _field(0.9, "worker momentum β in [0, 1)")
+    aggregator: str = _field("cc", "server rule")
     aggregator_params: dict = field(default_factory=dict)
-    pre_aggregators: tuple = ()
+    pre_aggregators: tuple = field(default=(), metadata={"help": "pre-aggregator; repeatable",
+                                                         "flags": ("--pre",), "repeat": True})
     pre_aggregator_params: dict = field(default_factory=dict)
-    agg_f: int | None = None
-    attack: str = "rop"
+    agg_f: int | None = _field(None, "Byzantine clients the server assumes (default: k_m)")
+    attack: str = _field("rop", "attack")
     attack_params: dict = field(default_factory=dict)
-    eval_every: int | None = None
-    diagnostics: bool = True
-    seed: int = 0
-    device: str = "auto"
-    engine: str = "auto"
-    precision: str = "fp32"
-    max_rounds: int | None = None
-    root_size: int = 100
-    data_root: str | None = None
-    download: bool = True
+    eval_every: int | None = _field(None, "evaluate every N rounds (default: once an epoch)")
+    diagnostics: bool = _field(True, "per-round diagnostics (Tables II-III, clip fraction, ‖m̃_t‖)",
+                               off="no per-round diagnostics")
+    seed: int = _field(0, "seed of everything random")
+    device: str = _field("auto", "auto, cpu, cuda[:N]")
+    engine: str = _field("auto", "auto, loop, vmap")
+    precision: str = _field("fp32", "fp32, tf32, bf16")
+    max_rounds: int | None = _field(None, "stop after N rounds")
+    root_size: int = _field(100, "samples of the server's root data (rules taking server_update)")
+    data_root: str | None = _field(None, "folder of torchvision data sets")
+    download: bool = _field(True, "download torchvision data sets that are missing",
+                             off="never download a data set")
     progress_label: str | None = None
 
     # ------------------------------------------------------------------ construction
@@ -259,7 +270,7 @@ class RunConfig:
         def fmt(table: dict, name: str, params: dict) -> str:
             rule = table.get(name)
             shown = [f"{k}={_short(v)}" for k, v in params.items()
-                     if v is not None and (rule is None or k in _PAPER_KNOBS or v != rule.params.get(k))]
+                     if v is not None and (rule is None or k in PAPER_KNOBS or v != rule.params.get(k))]
             return f"{name}({','.join(shown)})" if shown else name
         agg = "".join(f"{p}+" for p in self.pre_aggregators) + fmt(AGGREGATORS, self.aggregator,
                                                                      self.aggregator_params)

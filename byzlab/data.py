@@ -119,7 +119,7 @@ class Dataset:
 class DatasetSpec:
     """What byzlab knows of a data set without loading it: the one table every module reads.
 
-    The planner counts rounds from ``n_train`` (:func:`byzlab.schedule.schedule`), the
+    The planner counts rounds from ``n_train`` (:meth:`byzlab.config.RunConfig.schedule`), the
     calibration builds stand-in tensors of ``shape``, the loaders read ``source``,
     ``mean`` and ``std``.  ``source`` is the torchvision class (None: embedded, no download).
     """
@@ -154,6 +154,14 @@ DATASET_SPECS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("digits", "scikit-learn 8x8 digits, 1,797 images, fixed stratified 1,437/360 split (no download)",
                 (1, 8, 8), 10, 1437, 360, "mlp"),
 )}
+
+def run_model(model: str | None, data: "Dataset | str") -> str:
+    """The model a run trains: ``model``, else the data set's default (a :class:`Dataset`'s own, or a
+    named data set's :class:`DatasetSpec`) — the one place ``RunConfig.model = None`` is resolved."""
+    if model:
+        return model
+    return data.default_model if isinstance(data, Dataset) else DATASET_SPECS[data].model
+
 
 #: data set -> one-line description (a view of :data:`DATASET_SPECS`)
 DATASETS: dict[str, str] = {name: spec.description for name, spec in DATASET_SPECS.items()}

@@ -35,7 +35,7 @@ import yaml
 from .errors import ConfigError, one_line
 from .config import RunConfig
 from .files import write_atomic
-from .registry import load_plugin
+from .registry import load_plugin, plugin_path
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -205,7 +205,7 @@ def load_profile(name_or_path: str | os.PathLike = "quick", **base_overrides: An
     plugins = spec.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError(f"profile: 'plugins' must be a list of module names or .py files, got {plugins!r}")
-    plugins = [str((path.parent / p).resolve()) if p.endswith(".py") else p for p in plugins]
+    plugins = [plugin_path(p, base=path.parent) for p in plugins]
     for plugin in plugins:
         load_plugin(plugin)
     return Profile(

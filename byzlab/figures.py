@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import ConfigError, one_line
 from .experiments import load_profile
+from .options import parse_value
 
 __all__ = ["render", "notebooks_dir", "find_notebooks", "clean_notebook", "RenderError", "add_parser",
            "CHECK_MARK"]
@@ -226,8 +227,6 @@ def update_reference(notebooks: list[str] | None = None, store: str | os.PathLik
 
 # =========================================================================== command line
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from .cli import parse_value
-
     notebooks = list(args.notebooks) if args.notebooks else None
     if args.notebooks_dir is not None:
         notebooks = find_notebooks(notebooks, args.notebooks_dir)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -354,6 +355,15 @@ def lookup(kind: str, name: str) -> Rule:
 _LOADED_PLUGINS: set[str] = set()
 
 
+def plugin_path(module: str, base: str | os.PathLike | None = None) -> str:
+    """A plug-in as it is recorded and loaded: a file (``.py``, or any name with a path separator) as
+    its absolute path, relative paths taken from ``base`` (default: the working directory); a
+    dotted module name unchanged."""
+    if not (module.endswith(".py") or os.path.sep in module):
+        return module
+    return os.path.realpath(os.path.join(base or os.getcwd(), os.path.expanduser(module)))
+
+
 def load_plugin(module: str) -> None:
     """Import ``module`` (a dotted name or a path to a ``.py`` file) so its decorators register rules.
 
@@ -363,11 +373,10 @@ def load_plugin(module: str) -> None:
     import hashlib
     import importlib
     import importlib.util
-    import os
     import sys
 
-    is_path = module.endswith(".py") or os.path.sep in module
-    ident = os.path.realpath(os.path.abspath(module)) if is_path else module
+    ident = plugin_path(module)
+    is_path = os.path.isabs(ident)  # a dotted module name never is
     if ident in _LOADED_PLUGINS:
         return
     try:

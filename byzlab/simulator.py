@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from . import checkpoint
 from .kernels import column_blocks
 from .config import NO_ATTACK, RunConfig, resolve_device
-from .data import Dataset, augment_batch, load_dataset
+from .data import Dataset, augment_batch, load_dataset, run_model
 from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope
 from .models import build_model, sparse_mask
 from .partition import partition
@@ -93,7 +93,7 @@ class Simulation:
         # model, with its parameters as views into the flat vector θ
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            model = build_model(cfg.model or data.default_model, data.num_classes, data.input_shape, norm=cfg.norm)
+            model = build_model(run_model(cfg.model, data), data.num_classes, data.input_shape, norm=cfg.norm)
         self.model = model.to(self.device).train()
         self.theta = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
         off = 0

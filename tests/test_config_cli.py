@@ -230,3 +230,31 @@ def test_cli_run_prints_the_no_attack_baseline_computed_once(tmp_path):
     assert re.search(pattern, again.stdout).groups() == (ours, theirs, sign, gap)
     plain = run_cli(*args[:-3])  # without --baseline: the summary as before
     assert "no attack" not in plain.stdout
+
+
+def test_every_run_config_field_is_a_cli_option_with_its_default_in_the_help():
+    import dataclasses
+
+    from byzlab.cli import build_parser
+    from byzlab.options import config_overrides
+
+    given = {"lr_decay": 0.5, "lr_decay_at": 0.25, "weight_decay": 0.001, "root_size": 50, "k": 9,
+             "alpha": 0.3, "eval_every": 3, "max_rounds": 7, "agg_f": 1, "norm": "gn"}
+    argv = ["run"]
+    for name, value in given.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    cfg = RunConfig.make(**config_overrides(build_parser().parse_args(argv + ["--no-diagnostics", "--pre", "nnm"])))
+    for name, value in given.items():
+        assert getattr(cfg, name) == value and type(getattr(cfg, name)) is type(value), name
+    assert cfg.diagnostics is False and cfg.pre_aggregators == ("nnm",)
+    rules_and_labels = {"aggregator_params", "attack_params", "pre_aggregator_params", "progress_label"}
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["run"].format_help().split())
+    for f in dataclasses.fields(RunConfig):
+        if f.name in rules_and_labels:
+            continue
+        flag = {"b": "--b", "pre_aggregators": "--pre", "diagnostics": "--no-diagnostics",
+                "download": "--no-download"}.get(f.name, f"--{f.name.replace('_', '-')}")
+        assert flag in help_text, f.name
+        if f.default not in (None, (), True, False):
+            shown = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+            assert f"({shown})" in help_text, f.name

@@ -21,13 +21,9 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from ..config import RunConfig, resolve_device
-from ..data import DATASET_SPECS
+from ..data import DATASET_SPECS, run_model
 from .output import read_json, write_json
 from .plan import Plan
-
-
-def _model(cfg: RunConfig) -> str:
-    return cfg.model or DATASET_SPECS[cfg.dataset].model
 
 
 def _calibration_key(cfg: RunConfig, threads: int) -> str:
@@ -35,7 +31,7 @@ def _calibration_key(cfg: RunConfig, threads: int) -> str:
     import torch
 
     dev = resolve_device(cfg.device)
-    return "|".join(map(str, (platform.node(), cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, cfg.precision,
+    return "|".join(map(str, (platform.node(), cfg.dataset, run_model(cfg.model, cfg.dataset), cfg.norm, cfg.k, cfg.b, cfg.precision,
                               dev.type, cfg.engine, threads, torch.__version__)))
 
 
@@ -136,7 +132,7 @@ class Estimate:
 
 def speed_group(cfg: RunConfig) -> tuple:
     """Runs whose rounds take the same time: data set, model, norm, k, b, clients computing, precision, device."""
-    return (cfg.dataset, _model(cfg), cfg.norm, cfg.k, cfg.b, cfg.n_compute, cfg.precision,
+    return (cfg.dataset, run_model(cfg.model, cfg.dataset), cfg.norm, cfg.k, cfg.b, cfg.n_compute, cfg.precision,
             resolve_device(cfg.device).type)
 
 
