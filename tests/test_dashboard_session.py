@@ -195,3 +195,27 @@ def test_the_dashboard_starts_at_beta_zero_not_the_paper_s():
     # the dashboard starts at β = 0 (the attacks show within a minute), not at the paper's 0.9
     assert inspect.signature(LiveSession).parameters["beta"].default == DEFAULT_BETA == 0.0
     assert RunConfig().beta == 0.9
+
+
+def test_the_starting_point_is_run_config_s_and_the_registered_rules_defaults():
+    import torch
+
+    from byzlab.registry import ATTACKS, register_attack
+
+    d, s = RunConfig(), LiveSession()
+    v = s.values
+    assert (v["dataset"], v["attack"], v["aggregator"], v["partition"]) == (d.dataset, d.attack, d.aggregator,
+                                                                            d.partition)
+    assert (v["z"], v["lam"], v["tau"]) == (1.0, 0.9, 1.0)  # ROP's z and λ, CC's τ (Section VI)
+    assert s.config.seed == d.seed and v["epochs"] == 30
+
+    @register_attack("_dash_z")
+    def _dash_z(benign, z: float = 2.5):
+        return torch.zeros_like(benign[0])
+
+    try:
+        other = LiveSession("digits", attack="_dash_z")
+        assert other.values["z"] == 2.5 and other.config.attack_params == {"z": 2.5}
+        assert LiveSession("digits", attack="_dash_z", z=0.5).config.attack_params == {"z": 0.5}
+    finally:
+        ATTACKS.pop("_dash_z", None)

@@ -511,3 +511,28 @@ def test_a_second_sweep_on_the_same_output_is_refused(tmp_path):
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running sweep holds it
         with pytest.raises(ValueError, match="out: another sweep is running in"):
             run_sweep(prof, tmp_path / "o", workers=0, render=False, progress=False, print_fn=lambda s: None)
+
+
+def test_a_backend_is_one_registered_subclass(tmp_path, capsys):
+    from byzlab.sweep.backends import BACKENDS, InlineBackend
+
+    submitted = []
+
+    class Tally(InlineBackend, name="tally_test"):  # runs jobs in this process, counting them
+        def submit(self, job):
+            submitted.append(len(job))
+            super().submit(job)
+
+    try:
+        small = write(tmp_path / "tiny.yaml", TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 8",
+                                                                                                 "epochs: 2"))
+        summary = run_sweep(small, tmp_path / "out", backend="tally_test", render=False, progress=False,
+                            print_fn=lambda s: None)
+        assert (summary.computed, summary.done) == (4, 4) and submitted == [1, 1, 1, 1]
+        assert main(["sweep", "--profile", str(small), "--out", str(tmp_path / "cli"), "--backend", "tally_test",
+                     "--no-render", "-q"]) == 0  # the command line knows it too
+        assert len(submitted) == 8
+        with pytest.raises(ValueError, match="^address: only with backend 'ray'"):
+            run_sweep(small, tmp_path / "o", backend="tally_test", address="h:1", render=False, progress=False)
+    finally:
+        BACKENDS.pop("tally_test", None)

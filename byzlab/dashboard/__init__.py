@@ -19,14 +19,14 @@ import types
 from typing import Any
 
 from .labels import RULE_KNOBS, parse_params, short_label
-from .session import DEFAULT_BETA, MODES, LiveRun, LiveSession, clear_caches
+from .session import DEFAULT_BETA, DEFAULT_EPOCHS, MODES, LiveRun, LiveSession, clear_caches
 from .view import EMBEDDED, KNOBS, Dashboard
 
 __all__ = ["Dashboard", "LiveSession", "LiveRun", "dashboard", "clear_caches", "parse_params", "short_label",
-           "DEFAULT_BETA", "KNOBS", "RULE_KNOBS", "EMBEDDED", "MODES"]
+           "DEFAULT_BETA", "DEFAULT_EPOCHS", "KNOBS", "RULE_KNOBS", "EMBEDDED", "MODES"]
 
 
-def dashboard(dataset: str = "mnist5k", **kwargs: Any) -> Dashboard:
+def dashboard(dataset: str | None = None, **kwargs: Any) -> Dashboard:
     """Build (and, unless ``autostart=False``, start) the live dashboard; display it as a notebook cell's result.
 
     Defaults are chosen to show the attack within a minute on a 2-core CPU: the

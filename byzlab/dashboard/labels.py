@@ -5,13 +5,13 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from ..config import RunConfig
+from ..config import PAPER_KNOBS, RunConfig
 from ..errors import ConfigError
 
 __all__ = ["RULE_KNOBS", "knob_applies", "parse_params", "short_label"]
 
-#: knobs that are rule parameters (β is a config field)
-RULE_KNOBS = ("z", "lam", "tau")
+#: the paper's knobs with a slider (β, a config field, has one too; IPM's ε has none)
+RULE_KNOBS = tuple(k for k in PAPER_KNOBS if k != "eps")
 
 
 def knob_applies(rule, name: str) -> bool:

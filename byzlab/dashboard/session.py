@@ -35,18 +35,31 @@ from ..errors import ConfigError, one_line
 from ..registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, parse_params, short_label
 
-__all__ = ["LiveSession", "LiveRun", "CONTROLS", "DEFAULT_BETA", "MODES", "clear_caches"]
+__all__ = ["LiveSession", "LiveRun", "CONTROLS", "DEFAULT_BETA", "DEFAULT_EPOCHS", "MODES", "clear_caches",
+           "knob_default"]
 
 #: The β (worker momentum) a dashboard starts at: 0, not the paper's 0.9 (RunConfig's
 #: default).  At β = 0 the attacks' effect shows within a minute of training; the
 #: paper's β = 0.9, where worker momentum protects CC, is one slider move away.
 DEFAULT_BETA = 0.0
+#: Epochs of a dashboard run: 30, not the paper's 100 (RunConfig's default), so a run ends within minutes.
+DEFAULT_EPOCHS = 30
 
 MODES = ("fork", "restart")
 #: the values a session is set with (a dashboard's controls), in the order of :attr:`LiveSession.values`
 CONTROLS = ("z", "lam", "tau", "beta", "attack", "aggregator", "dataset", "partition", "epochs", "mode", "params")
 
 _CONFIG_FIELDS = {f.name for f in fields(RunConfig)}
+
+
+def knob_default(name: str, attack: str, aggregator: str) -> float:
+    """A rule knob's starting value (z, λ, τ): the chosen attack's or aggregator's registered default,
+    else that of the first registered rule with a numeric default for it (ROP's z and λ, CC's τ)."""
+    chosen = [ATTACKS.get(attack), AGGREGATORS.get(aggregator)]
+    for rule in [*chosen, *ATTACKS.values(), *AGGREGATORS.values()]:
+        if knob_applies(rule, name):
+            return float(rule.params[name])
+    raise ConfigError(f"{name}: no registered rule has a numeric default for it")
 
 # --------------------------------------------------------------------------- caches (per process)
 #: no-attack baselines: RunConfig.key() of the baseline config -> its history rows
@@ -112,11 +125,19 @@ class LiveSession:
         to show; an exception it raises becomes the error line and never stops training.
     """
 
-    def __init__(self, dataset: str = "mnist5k", *, attack: str = "rop", aggregator: str = "cc",
-                 partition: str = "iid", epochs: int = 30, beta: float = DEFAULT_BETA, z: float = 1.0,
-                 lam: float = 0.9, tau: float = 1.0, eval_every: int | None = 1, seed: int = 0,
-                 mode: str = "fork", params: str = "", update_interval: float = 0.25,
-                 on_update: Callable[[], Any] | None = None, **config: Any):
+    def __init__(self, dataset: str | None = None, *, attack: str | None = None, aggregator: str | None = None,
+                 partition: str | None = None, epochs: int = DEFAULT_EPOCHS, beta: float = DEFAULT_BETA,
+                 z: float | None = None, lam: float | None = None, tau: float | None = None,
+                 eval_every: int | None = 1, seed: int | None = None, mode: str = "fork", params: str = "",
+                 update_interval: float = 0.25, on_update: Callable[[], Any] | None = None, **config: Any):
+        """What is not given starts at :class:`RunConfig`'s default (data set, attack, aggregator,
+        partition, seed) or the rules' registered ones (z, λ, τ: :func:`knob_default`), except
+        ``beta`` (:data:`DEFAULT_BETA`) and ``epochs`` (:data:`DEFAULT_EPOCHS`)."""
+        d = RunConfig()
+        dataset, partition, seed = dataset or d.dataset, partition or d.partition, d.seed if seed is None else seed
+        attack, aggregator = attack or d.attack, aggregator or d.aggregator
+        z, lam, tau = (knob_default(n, attack, aggregator) if v is None else v
+                       for n, v in (("z", z), ("lam", lam), ("tau", tau)))
         if mode not in MODES:
             raise ConfigError(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
         extra = {k: config.pop(k) for k in list(config) if k not in _CONFIG_FIELDS}

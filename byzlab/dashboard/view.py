@@ -72,9 +72,9 @@ class Dashboard:
         ("diag", "cos_ref_benign"): 6, ("diag", "cos_ref_byz"): 7, ("diag", "clip_fraction"): 8,
     }
 
-    def __init__(self, dataset: str = "mnist5k", *, autostart: bool = True, **settings: Any):
-        """``settings``: the starting point, as :class:`LiveSession` takes it (its signature holds
-        the defaults: ROP vs CC τ = 1, β = :data:`DEFAULT_BETA`, 30 epochs, ...)."""
+    def __init__(self, dataset: str | None = None, *, autostart: bool = True, **settings: Any):
+        """``settings``: the starting point, as :class:`LiveSession` takes it (RunConfig's defaults and
+        the rules' registered ones, except β = :data:`DEFAULT_BETA` and :data:`DEFAULT_EPOCHS` epochs)."""
         # validates the starting point once, up front (one-line ConfigError)
         self.session = LiveSession(dataset, on_update=self._flush, **settings)
         self._draw_lock = threading.Lock()

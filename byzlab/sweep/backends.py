@@ -37,8 +37,11 @@ themselves; False when outcomes carry the result back and the driver alone write
 it (the store may then be on the driver's disk only).  It decides ``opts["write"]``
 and ``opts["keep_final_checkpoint"]`` (kept until the driver has stored the result).
 
-Adding a backend (Slurm, Dask, ...) is one subclass, one branch in :func:`make_backend`
-and its name in :data:`BACKENDS`.
+A backend registers itself by name: ``class SlurmBackend(Backend, name="slurm")`` is all it
+takes to make ``--backend slurm`` (and ``run_sweep(backend="slurm")``) exist.  What the driver
+needs to know of a backend besides the six methods are class attributes and one class method:
+``takes_address`` (it connects to a cluster at ``--address``), ``estimate_note`` (appended to
+``--dry-run``'s estimate), :meth:`Backend.default_runs_per_job` and :meth:`Backend.create`.
 """
 from __future__ import annotations
 
@@ -52,21 +55,46 @@ from typing import Callable, Iterable, Iterator
 from ..config import RunConfig
 from ..errors import ConfigError, one_line
 from ..interrupts import sigint_ignored, stop_at_round_boundaries
+from .estimate import auto_batch
+from .plan import Plan
 from .worker import execute_job, load_plugins, ray_job, worker_main
 
-BACKENDS = ("local", "ray")
+#: the backends by name, in the order they were defined (each :class:`Backend` subclass given a ``name``)
+BACKENDS: dict[str, type["Backend"]] = {}
 
 
 class Backend:
     """Runs jobs and reports their outcomes; see the module docstring for the interface."""
 
+    name = ""
     workers_write = True
+    takes_address = False
+    estimate_note = ""
 
-    def __init__(self, store_root: str, opts: dict, *, threads: int, plugins: list[str]):
+    def __init_subclass__(cls, name: str | None = None, **kw):
+        super().__init_subclass__(**kw)
+        if name:
+            cls.name = name
+            BACKENDS[name] = cls
+
+    def __init__(self, store_root: str, opts: dict, *, threads: int, plugins: list[str], workers: int = 1,
+                 address: str | None = None, gpus_per_run: float = 0.0, max_retries: int = 3):
         self.store_root = store_root
         self.opts = {**opts, "write": self.workers_write, "keep_final_checkpoint": not self.workers_write}
         self.threads = threads
         self.plugins = plugins
+        self.n_workers, self.address = workers, address
+        self.gpus_per_run, self.max_retries = gpus_per_run, max_retries
+
+    @classmethod
+    def create(cls, **kw) -> "Backend":
+        """The backend that runs a sweep (:func:`make_backend`'s keywords)."""
+        return cls(**kw)
+
+    @classmethod
+    def default_runs_per_job(cls, plan: Plan, todo: list[RunConfig], threads: int, workers: int) -> int:
+        """Runs per job when the sweep does not say (one, unless the backend batches runs itself)."""
+        return 1
 
     def start(self, n_jobs: int) -> None:
         raise NotImplementedError
@@ -109,12 +137,10 @@ class Backend:
 def make_backend(name: str, *, store_root: str, opts: dict, workers: int, threads: int, plugins: list[str],
                  address: str | None = None, gpus_per_run: float = 0.0, max_retries: int = 3) -> Backend:
     """The backend called ``name`` (:data:`BACKENDS`); ``local`` with ``workers=0`` runs jobs in this process."""
-    if name == "ray":
-        return RayBackend(store_root, opts, threads=threads, plugins=plugins, address=address, workers=workers or 1,
-                          gpus_per_run=gpus_per_run, max_retries=max_retries)
-    if workers == 0:
-        return InlineBackend(store_root, opts, threads=threads, plugins=plugins)
-    return LocalBackend(store_root, opts, threads=threads, plugins=plugins, workers=workers)
+    if name not in BACKENDS:
+        raise ConfigError(f"backend: unknown {name!r}; choose one of: {', '.join(BACKENDS)}")
+    return BACKENDS[name].create(store_root=store_root, opts=opts, workers=workers, threads=threads, plugins=plugins,
+                                 address=address, gpus_per_run=gpus_per_run, max_retries=max_retries)
 
 
 class InlineBackend(Backend):
@@ -147,17 +173,23 @@ class InlineBackend(Backend):
         self._stack.close()
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend, name="local"):
     """Up to ``workers`` long-lived worker processes, each given one job at a time.
 
     A hand-made pool rather than ``concurrent.futures``: the driver knows which job
     each process holds, so a process that dies (segfault, out-of-memory kill) is
-    charged to exactly its own runs, and a fresh process replaces it.
+    charged to exactly its own runs, and a fresh process replaces it.  With ``workers=0``
+    the jobs run in this process instead (:class:`InlineBackend`).
     """
 
-    def __init__(self, store_root: str, opts: dict, *, threads: int, plugins: list[str], workers: int):
-        super().__init__(store_root, opts, threads=threads, plugins=plugins)
-        self.n_workers = workers
+    @classmethod
+    def create(cls, **kw) -> Backend:
+        return InlineBackend(**kw) if kw.get("workers") == 0 else cls(**kw)
+
+    @classmethod
+    def default_runs_per_job(cls, plan: Plan, todo: list[RunConfig], threads: int, workers: int) -> int:
+        """As many runs as fit on the GPU (:func:`~byzlab.sweep.estimate.auto_batch`; 1 on CPU)."""
+        return auto_batch(plan, todo, threads, workers)
 
     def start(self, n_jobs: int) -> None:
         import multiprocessing as mp
@@ -249,7 +281,7 @@ def _died_message(code: int | None) -> str:
     return f"WorkerDied: worker process exited with code {code}"
 
 
-class RayBackend(Backend):
+class RayBackend(Backend, name="ray"):
     """Ray tasks with CPU/GPU requests on the cluster at ``address`` (a local Ray instance without one).
 
     Ray retries a task whose worker dies (``max_retries``); results come back to the
@@ -257,12 +289,12 @@ class RayBackend(Backend):
     """
 
     workers_write = False
+    takes_address = True
+    estimate_note = " (on Ray: divide the compute by the runs the cluster holds at once)"
 
-    def __init__(self, store_root: str, opts: dict, *, threads: int, plugins: list[str], address: str | None,
-                 workers: int, gpus_per_run: float, max_retries: int):
-        super().__init__(store_root, opts, threads=threads, plugins=plugins)
-        self.address, self.n_workers = address, workers
-        self.gpus_per_run, self.max_retries = gpus_per_run, max_retries
+    @classmethod
+    def create(cls, **kw) -> Backend:
+        return cls(**{**kw, "workers": kw.get("workers") or 1})
 
     def start(self, n_jobs: int) -> None:
         try:

@@ -22,7 +22,7 @@ from ..options import parse_seeds
 from ..registry import load_plugin, plugin_path
 from ..store import ResultStore
 from .backends import BACKENDS, make_backend
-from .estimate import Estimate, auto_batch, estimate, format_duration
+from .estimate import Estimate, estimate, format_duration
 from .output import read_json, write_json, write_results
 from .plan import Plan, make_jobs, make_plan
 from .progress import Tracker
@@ -61,7 +61,7 @@ class SweepOptions:
     store: str | os.PathLike | None = _opt(None, "results store folder (default <out>/store)")
     resume: bool = _opt(False, "continue the sweep in --out as it was started")
     backend: str = _opt("local", "where runs execute: local processes or Ray tasks",
-                        choices=tuple(BACKENDS))
+                        choices=BACKENDS)  # the live registry: a backend defined later is a choice too
     address: str | None = _opt(None, "Ray cluster address (default: a local Ray instance)")
     workers: int | None = _opt(None, "runs at once (default: CPU cores / threads; 2 on CUDA; 0 = in this process)")
     threads: int = _opt(1, "torch threads per run")
@@ -107,8 +107,10 @@ class SweepOptions:
         gpus = self.gpus_per_run
         if not isinstance(gpus, (int, float)) or isinstance(gpus, bool) or gpus < 0:
             raise ConfigError(f"gpus_per_run: must be a number >= 0, got {gpus!r}")
-        if self.address is not None and self.backend != "ray":
-            raise ConfigError("address: only with backend 'ray' (--backend ray --address HOST:PORT)")
+        if self.address is not None and not BACKENDS[self.backend].takes_address:
+            clusters = [n for n, b in BACKENDS.items() if b.takes_address]
+            raise ConfigError(f"address: only with backend {' or '.join(map(repr, clusters))} "
+                              f"(--backend {clusters[0]} --address HOST:PORT)")
         # files as absolute paths: the profile written into ``out`` must find them from there
         return dataclasses.replace(self, overrides=dict(self.overrides or {}),
                                    plugins=tuple(plugin_path(p) for p in self.plugins))
@@ -225,8 +227,7 @@ def dry_run(profile: str | os.PathLike | Profile = "quick", out: str | os.PathLi
     parallel = max(1, workers)  # workers=0 runs them one by one in this process
     line = (f"estimate for the {len(plan.todo)} runs to do: {format_duration(left)} of compute, about "
             f"{format_duration(left / parallel)} with {parallel} parallel run{'s' * (parallel != 1)}")
-    if o.backend == "ray":
-        line += " (on Ray: divide the compute by the runs the cluster holds at once)"
+    line += BACKENDS[o.backend].estimate_note
     if unknown:
         line += f"; {unknown} runs without an estimate"
     print_fn(line)
@@ -305,11 +306,10 @@ def _compute(plan: Plan, plugins: list[str], workers: int, o: SweepOptions, out:
     """Run the plan's missing runs on the backend; returns the tracker of their outcomes."""
     runs_per_job = o.runs_per_job
     if runs_per_job is None:
-        runs_per_job = auto_batch(plan, plan.todo, o.threads, workers) if o.backend == "local" else 1
+        runs_per_job = BACKENDS[o.backend].default_runs_per_job(plan, plan.todo, o.threads, workers)
     jobs = make_jobs(plan.todo, runs_per_job)
     est = estimate(plan, threads=o.threads, calibrate_missing=False)
-    parallel = workers if o.backend == "local" else max(1, workers)
-    tracker = Tracker(plan, o.retries, est, max(1, parallel), o.progress)
+    tracker = Tracker(plan, o.retries, est, max(1, workers), o.progress)
     opts = {"checkpoint_every": o.checkpoint_every, "checkpoint_seconds": float(o.checkpoint_seconds),
             "bad_checkpoint": o.bad_checkpoint}
     try:
