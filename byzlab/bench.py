@@ -51,6 +51,7 @@ from .options import comma_list, parse_value
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup, plugin_path
 from .sweep import dry_run, run_sweep
 from .sweep.cli import SHARED, add_sweep_options, sweep_options
+from .stats import DDOF
 
 __all__ = ["Spec", "parse_defence", "parse_attack", "defence_label", "attack_label", "bench_profile",
            "notebook_profile", "label", "results", "leaderboard", "leaderboard_display", "leaderboard_markdown", "write_outputs",
@@ -279,7 +280,7 @@ def results(profile: str | os.PathLike | Profile = "quick", *, store=None, compu
     return label(results_table(runs), prof, experiment)
 
 
-def leaderboard(df: pd.DataFrame, *, ddof: int = 0) -> pd.DataFrame:
+def leaderboard(df: pd.DataFrame, *, ddof: int = DDOF) -> pd.DataFrame:
     """Per defence and β: the worst-case accuracy over attacks, the no-attack accuracy, the time per round.
 
     ``df`` is a bench results table (:func:`results`, or any :func:`byzlab.tables.results_table`;
@@ -288,7 +289,7 @@ def leaderboard(df: pd.DataFrame, *, ddof: int = 0) -> pd.DataFrame:
 
     * ``worst_mean``, ``worst_std`` — the standard robustness score: for each seed the
       minimum final accuracy over the attacks, then its mean and std over seeds
-      (``ddof=0``: population std, as :func:`byzlab.tables.table4`); ``n_seeds`` seeds,
+      (``ddof=1``: the sample std, byzlab's one convention, :data:`byzlab.stats.DDOF`); ``n_seeds`` seeds,
       ``n_attacks`` attacks (a seed missing some attacks takes the minimum over those it has);
     * ``worst_attack`` — the attack achieving the per-seed minimum most often (ties: the one of
       lower mean accuracy), and ``worst_attack_seeds``, on how many seeds it did;

@@ -17,7 +17,7 @@ from .errors import ConfigError, one_line
 from .options import add_run_options, config_overrides
 
 #: modules that add their own sub-commands through ``add_parser(subparsers)``
-SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures", "byzlab.bench")
+SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures", "byzlab.bench", "byzlab.claims_cli")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig
+from .data import DATASET_SPECS
 from .errors import ConfigError
 from .results import RunResult
+from .stats import DDOF
 
 #: the columns that identify a cell of Table IV (``table4_paper.csv``, :func:`table4`)
 TABLE4_KEYS = ("dataset", "partition", "attack", "aggregator", "beta")
@@ -86,6 +88,7 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
             "key": c.key(), "cell": cell_key(c), "dataset": c.dataset, "partition": partition_label(c),
             "attack": attack_label(c), "aggregator": aggregator_label(c), "beta": c.beta, "seed": c.seed,
             "k": c.k, "k_m": c.n_byzantine, "epochs": c.epochs, "model": c.model,
+            "lr": c.lr, "lr_decay": c.lr_decay, "lr_decay_at": c.lr_decay_at,
             **{f"attack.{k}": v for k, v in c.attack_params.items()},
             **{f"aggregator.{k}": v for k, v in c.aggregator_params.items()},
             "final_accuracy": r.final_accuracy, "best_accuracy": float(h["test_accuracy"].max()) if len(h) else float("nan"),
@@ -112,6 +115,65 @@ def curves_table(results: Iterable[RunResult]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[list(CURVE_COLUMNS)]
 
 
+#: how a trajectory is read (:func:`trajectories`): the warm-up (a fraction of the run's rounds), what
+#: "near chance" means (accuracy ≤ chance + ``near`` points), how many consecutive evaluations at or
+#: near chance make a collapse, and the drop below the best so far that makes a run oscillate
+TRAJECTORY_RULE = {"warmup": 0.2, "near": 5.0, "consecutive": 2, "drop": 20.0}
+
+
+def trajectories(curves: pd.DataFrame, *, chance: float | None = None, warmup: float = TRAJECTORY_RULE["warmup"],
+                 near: float = TRAJECTORY_RULE["near"], consecutive: int = TRAJECTORY_RULE["consecutive"],
+                 drop: float = TRAJECTORY_RULE["drop"]) -> pd.DataFrame:
+    """Per run (``key``) of a curves table (:func:`curves_table`), what its test-accuracy curve did.
+
+    The warm-up is the first ``warmup`` of the run's rounds (0.2: 100 of 500 rounds, 60 of 300);
+    ``chance`` is 100 / classes (from the ``dataset`` column and ``DATASET_SPECS``; 10 % without one).
+
+    ``final_accuracy``, ``best_accuracy``
+        the last evaluation and the best one;
+    ``lowest_after_warmup``
+        the lowest evaluation after the warm-up;
+    ``collapsed``
+        at or near chance (≤ chance + ``near`` points) at ≥ ``consecutive`` consecutive evaluations
+        after the warm-up (a run that recovers later has still collapsed);
+    ``max_drop``
+        the largest fall after the warm-up below the best accuracy reached before it (points);
+    ``oscillates``
+        ``max_drop`` ≥ ``drop`` points without collapsing; ``unstable``: it collapsed or oscillates.
+    """
+    if not 0 <= warmup < 1:
+        raise ConfigError(f"warmup: must be a fraction of the rounds in [0, 1), got {warmup!r}")
+    if isinstance(consecutive, bool) or not isinstance(consecutive, int) or consecutive < 1:
+        raise ConfigError(f"consecutive: must be an integer >= 1, got {consecutive!r}")
+    missing = [c for c in ("key", "round", "test_accuracy") if c not in curves.columns]
+    if missing:
+        raise ConfigError(f"curves: not a curves table, it lacks columns {missing}")
+    rows = []
+    for key, g in curves.sort_values(["key", "round"]).groupby("key", sort=False):
+        acc = g["test_accuracy"].to_numpy(dtype=float)
+        rounds = g["round"].to_numpy()
+        level = chance
+        if level is None:
+            spec = DATASET_SPECS.get(g["dataset"].iloc[0]) if "dataset" in g.columns else None
+            level = 100.0 / spec.num_classes if spec is not None else 10.0
+        after = rounds > warmup * rounds[-1]
+        low = acc <= level + near
+        run = longest = 0
+        for is_low in low[after]:
+            run = run + 1 if is_low else 0
+            longest = max(longest, run)
+        best_so_far = np.maximum.accumulate(acc)
+        max_drop = float((best_so_far - acc)[after].max()) if after.any() else 0.0
+        collapsed = longest >= consecutive
+        rows.append({"key": key, "final_accuracy": acc[-1], "best_accuracy": acc.max(),
+                     "lowest_after_warmup": float(acc[after].min()) if after.any() else float("nan"),
+                     "collapsed": bool(collapsed), "max_drop": max_drop,
+                     "oscillates": bool(not collapsed and max_drop >= drop),
+                     "unstable": bool(collapsed or max_drop >= drop)})
+    return pd.DataFrame(rows, columns=["key", "final_accuracy", "best_accuracy", "lowest_after_warmup", "collapsed",
+                                       "max_drop", "oscillates", "unstable"])
+
+
 def in_experiment(df: pd.DataFrame, experiment: str) -> pd.Series:
     """Which rows of a results table belong to ``experiment`` (its ``experiments`` column: ``a;b``)."""
     return df["experiments"].fillna("").str.split(";").map(lambda names: experiment in names).astype(bool)
@@ -125,7 +187,7 @@ def paper_table4() -> pd.DataFrame:
         return pd.read_csv(f)
 
 
-def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFrame:
+def table4(df: pd.DataFrame, *, ddof: int = DDOF, paper: bool = False) -> pd.DataFrame:
     """Table IV from a results table: final accuracy mean ± std over seeds per cell.
 
     ``df`` is :func:`results_table` output (or a sweep's ``results.csv``).  When it has
@@ -133,8 +195,8 @@ def table4(df: pd.DataFrame, *, ddof: int = 0, paper: bool = False) -> pd.DataFr
     experiment are used, so Fig. 12's other λ values never leak into a cell.  A cell
     must hold the seeds of a single config: rows that differ in anything else
     (e.g. z, epochs) raise ValueError rather than being averaged together.
-    ``ddof=0``: the population std over seeds (numpy's default, as reference
-    implementations compute it).  ``paper=True`` adds the paper's
+    ``ddof=1``: the sample std over seeds, byzlab's one convention (:data:`byzlab.stats.DDOF`: the
+    figure, the claims and the leaderboard print the same spread); ``ddof=0`` gives the population std.  ``paper=True`` adds the paper's
     ``paper_mean`` and ``paper_std`` (merge on dataset, partition, attack, aggregator, beta).
     """
     if df is None or not len(df):

@@ -189,7 +189,7 @@ def hand_table() -> pd.DataFrame:
 
 
 def test_leaderboard_by_hand():
-    board = leaderboard(hand_table()).set_index("defence")
+    board = leaderboard(hand_table(), ddof=0).set_index("defence")  # population std: the numbers below
     assert list(board.index) == ["A", "B"] and board["rank"].tolist() == [1, 2]
     a, b = board.loc["A"], board.loc["B"]
     # A: per-seed minima 50 (x, seed 0) and 40 (y, seed 1): 45 ± 5; x and y each worst once,
@@ -200,8 +200,9 @@ def test_leaderboard_by_hand():
     # B: minima 30 and 20, both x: 25 ± 5
     assert (b["worst_mean"], b["worst_std"], b["worst_attack"], b["worst_attack_seeds"]) == (25, 5, "x", 2)
     assert (b["clean_mean"], b["clean_std"]) == (96, 1)
-    assert leaderboard(hand_table(), ddof=1).set_index("defence").loc["A", "worst_std"] == pytest.approx(50 ** 0.5)
-    md = leaderboard_markdown(leaderboard(hand_table()))
+    # the default: the sample std (ddof = 1) of {50, 40}, √50
+    assert leaderboard(hand_table()).set_index("defence").loc["A", "worst_std"] == pytest.approx(50 ** 0.5)
+    md = leaderboard_markdown(leaderboard(hand_table(), ddof=0))
     assert "| 0.9 | 1 | `A` | 45.0 ± 5.0 | y (1/2 seeds) | 85.0 ± 5.0 | 15.0 |" in md
     # without a defence column the aggregator label is used
     assert leaderboard(hand_table().drop(columns="defence"))["defence"].tolist() == ["a", "b"]
