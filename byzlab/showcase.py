@@ -35,7 +35,7 @@ from . import claims, claims_report, paper, plots
 from .errors import ConfigError, one_line
 from .experiments import load_profile
 from .store import ResultStore
-from .sweep.cli import parse_seeds
+from .options import parse_seeds
 from .tables import SHOWCASE_TABLE, curves_table, in_experiment, read_curves, read_results
 
 FOLDER = SHOWCASE_TABLE.parent
