@@ -412,7 +412,7 @@ register_aggregator("rfa", aliases=("geometric_median",),
                     symbols={"iters": "T", "nu": "ν"},
                     description="RFA: smoothed Weiszfeld geometric median")(geometric_median)
 register_aggregator("cc", aliases=("centered_clip",), defaults={"tau": 1.0},
-                    checks={"tau": positive, "iters": positive_int},
+                    checks={"tau": positive, "iters": positive_int}, clip_radius="tau", non_finite_fill="center",
                     symbols={"tau": "τ", "iters": "l"},
                     description="Centered Clipping around the previous aggregate (Eq. 6, Alg. 2)")(centered_clip)
 register_aggregator("krum", requires=_need(2, 0, "krum"), checks={"neighbours": optional_positive_int},
@@ -422,6 +422,6 @@ register_aggregator("multikrum", aliases=("multi_krum",), requires=_need(2, 0, "
                     description="Multi-Krum: mean of the m best-scored clients")(multi_krum)
 register_aggregator("bulyan", requires=_need(4, 2, "bulyan"),
                     description="Bulyan: Krum selection then median-centred trimming")(bulyan)
-register_pre_aggregator("bucketing", checks={"s": positive_int},
+register_pre_aggregator("bucketing", checks={"s": positive_int}, rows=lambda k, p: -(-k // p["s"]),
                         description="random buckets of s clients averaged (Karimireddy et al. 2022)")(bucketing)
 register_pre_aggregator("nnm", description="nearest-neighbour mixing (Allouah et al. 2023)")(nnm)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, lookup
+from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, check_policy, lookup
 
 NO_ATTACK = "none"
 #: the paper's knobs, rule parameters with a name of their own everywhere (CLI options, table
@@ -25,7 +25,8 @@ PAPER_KNOBS = {"z": "ROP perturbation norm z / ALIE z", "lam": "ROP λ", "tau": 
 NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "progress_label")
 #: fields added after results stores existed: left out of a run's key while at their default,
 #: so the keys (and stored results) of runs that do not use them stay valid
-LATER_FIELDS = {"root_size": 100}
+#: (``non_finite``: the screening of :mod:`byzlab.chain` leaves a matrix whose rows are all finite unchanged)
+LATER_FIELDS = {"root_size": 100, "non_finite": "drop"}
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -104,6 +105,12 @@ class RunConfig:
         Samples of the server's root data set, drawn at random (seeded) from the
         training set, for rules that take the server's own update
         (``server_update``, e.g. FLTrust); unused otherwise.
+    non_finite
+        What the server does with a reply row that is not finite (NaN, ±inf, or a
+        squared norm that overflows): ``drop`` (default) screens it out as a Byzantine
+        reply before the rules run, replaced by the first rule's declared fill and
+        counted in the ``non_finite`` diagnostic; ``propagate`` is the paper's plain
+        behaviour (the rules see it).  See :mod:`byzlab.chain`.
     data_root, download
         Where torchvision data sets live and whether to download them.
     """
@@ -139,6 +146,8 @@ class RunConfig:
     precision: str = _field("fp32", "fp32, tf32, bf16")
     max_rounds: int | None = _field(None, "stop after N rounds")
     root_size: int = _field(100, "samples of the server's root data (rules taking server_update)")
+    non_finite: str = _field("drop", "non-finite reply rows: drop (screened out as Byzantine replies) or "
+                                     "propagate (the paper's plain behaviour)")
     data_root: str | None = _field(None, "folder of torchvision data sets")
     download: bool = _field(True, "download torchvision data sets that are missing",
                              off="never download a data set")
@@ -314,6 +323,7 @@ class RunConfig:
             raise ConfigError(f"diagnostics: must be true or false, got {self.diagnostics!r}")
         if not isinstance(self.download, bool):
             raise ConfigError(f"download: must be true or false, got {self.download!r}")
+        check_policy(self.non_finite)
         _choice("engine", self.engine, ("auto", "loop", "vmap"))
         _choice("precision", self.precision, ("fp32", "tf32", "bf16"))
         _check_device(self.device)
@@ -337,9 +347,8 @@ class RunConfig:
 
         # what the aggregator can tolerate, given the number of vectors it receives
         n_inputs = self.k
-        for name in self.pre_aggregators:
-            if name == "bucketing":
-                n_inputs = -(-n_inputs // pre_params[name]["s"])
+        for name in self.pre_aggregators:  # each pre-aggregator declares the rows it returns
+            n_inputs = PRE_AGGREGATORS[name].output_rows(n_inputs, pre_params[name])
         f = self.n_byzantine if self.agg_f is None else self.agg_f
         if f >= self.k:
             raise ConfigError(f"agg_f: must be < k (k={self.k}), got {f}")

@@ -446,6 +446,7 @@ def _more_than_f(what: str):
 
 
 register_aggregator("s_cc", checks={"tau": positive, "s": positive_int}, symbols={"tau": "τ", "s": "s"},
+                    clip_radius="tau",
                     description="S-CC: sequential centered clipping over similarity-mixed buckets "
                                 "(the ROP authors' remedy)")(sequential_centered_clip)
 register_pre_aggregator("arc", description="ARC: the ⌊2f(k−f)/k⌋ largest vectors clipped to the next norm "

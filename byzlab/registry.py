@@ -127,22 +127,34 @@ _RETIRED = {"b": "use 'f', the number of Byzantine clients the server guards aga
             "k_m": "an aggregator cannot know the true k_m; use 'f' (agg_f, or k_m when unset)"}
 
 
+#: what the server does with a non-finite reply row before its rules run (``RunConfig.non_finite``,
+#: :mod:`byzlab.chain`): screen it out as a Byzantine reply, or hand it to the rules as it is
+NON_FINITE_POLICIES = ("drop", "propagate")
+
+
+def check_policy(value: Any, name: str = "non_finite") -> str:
+    """``value`` if it is one of :data:`NON_FINITE_POLICIES`, else a one-line ConfigError."""
+    if value not in NON_FINITE_POLICIES:
+        raise ConfigError(f"{name}: must be one of {', '.join(NON_FINITE_POLICIES)}; got {value!r}")
+    return value
+
+
 # --------------------------------------------------------------------------- checks
 def positive(name: str, v: Any) -> str | None:
-    return None if _is_number(v) and v > 0 else f"{name}: must be > 0, got {v!r}"
+    return None if _is_number(v) and v > 0 else f"{name}: must be > 0, got {_shown(v)}"
 
 
 def non_negative(name: str, v: Any) -> str | None:
-    return None if _is_number(v) and v >= 0 else f"{name}: must be >= 0, got {v!r}"
+    return None if _is_number(v) and v >= 0 else f"{name}: must be >= 0, got {_shown(v)}"
 
 
 def unit_interval(name: str, v: Any) -> str | None:
-    return None if _is_number(v) and 0 <= v <= 1 else f"{name}: must be in [0, 1], got {v!r}"
+    return None if _is_number(v) and 0 <= v <= 1 else f"{name}: must be in [0, 1], got {_shown(v)}"
 
 
 def positive_int(name: str, v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
-    return None if ok else f"{name}: must be an integer >= 1, got {v!r}"
+    return None if ok else f"{name}: must be an integer >= 1, got {_shown(v)}"
 
 
 def optional_positive_int(name: str, v: Any) -> str | None:
@@ -153,6 +165,12 @@ def one_of(*choices: str) -> Callable[[str, Any], str | None]:
     def check(name: str, v: Any) -> str | None:
         return None if v in choices else f"{name}: must be one of {', '.join(map(str, choices))}; got {v!r}"
     return check
+
+
+def _shown(v: Any) -> str:
+    """``v`` as a message shows it: a value of the wrong type is named with its type (``str '1.0'``)."""
+    is_num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return repr(v) if is_num or v is None else f"{type(v).__name__} {v!r}"
 
 
 def _is_number(v: Any) -> bool:
@@ -175,10 +193,22 @@ class Rule:
     description: str = ""
     symbols: dict[str, str] = field(default_factory=dict)  # param -> paper symbol
     aliases: tuple[str, ...] = ()  # other accepted spellings of ``name`` (see :func:`lookup`)
+    #: aggregator: the parameter that is a clip radius around ``center`` (CC's τ): turns on the
+    #: ``clip_fraction`` diagnostic (:mod:`byzlab.chain`)
+    clip_radius: str | None = None
+    #: what replaces a screened (non-finite) reply row when this rule is the first of the chain:
+    #: ``"mean"`` (of the finite rows) or ``"center"`` (``RoundContext.center``); see :mod:`byzlab.chain`
+    non_finite_fill: str = "mean"
+    #: pre-aggregator: rows it returns from k rows, ``rows(k, params)`` (None: k)
+    rows: Callable[[int, dict], int] | None = None
 
     @property
     def needs_byzantine_data(self) -> bool:
         return "byzantine" in self.context
+
+    def output_rows(self, k: int, params: dict[str, Any]) -> int:
+        """Rows this rule returns from ``k`` input rows with the resolved ``params`` (a pre-aggregator's declaration)."""
+        return k if self.rows is None else int(self.rows(k, params))
 
     def resolve(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults overlaid with ``given``; raises ConfigError for unknown names or bad values."""
@@ -214,11 +244,11 @@ def _type_check(name: str, value: Any, default: Any) -> str | None:
     if default is None or value is None:
         return None
     if isinstance(default, bool):
-        return None if isinstance(value, bool) else f"{name}: must be true or false, got {value!r}"
+        return None if isinstance(value, bool) else f"{name}: must be true or false, got {_shown(value)}"
     if isinstance(default, (int, float)):
-        return None if _is_number(value) else f"{name}: must be a finite number, got {value!r}"
+        return None if _is_number(value) else f"{name}: must be a finite number, got {_shown(value)}"
     if isinstance(default, str):
-        return None if isinstance(value, str) else f"{name}: must be a string, got {value!r}"
+        return None if isinstance(value, str) else f"{name}: must be a string, got {_shown(value)}"
     return None
 
 
@@ -269,6 +299,13 @@ def _register(kind: str, name: str | None, defaults: dict | None, replace: bool 
                     f"{kind} {rule_name!r}: parameter {pname!r} is neither a context name "
                     f"({', '.join(sorted(context_names))}) nor has a default"
                 )
+        clip = extra.get("clip_radius")
+        if clip is not None and clip not in params:
+            raise TypeError(f"{kind} {rule_name!r}: clip_radius {clip!r} is not one of its parameters "
+                            f"({', '.join(params) or 'none'})")
+        if extra.get("non_finite_fill", "mean") not in ("mean", "center"):
+            raise TypeError(f"{kind} {rule_name!r}: non_finite_fill must be 'mean' or 'center', "
+                            f"got {extra['non_finite_fill']!r}")
         doc = inspect.getdoc(fn) or ""
         rule = Rule(
             name=rule_name,
@@ -298,14 +335,22 @@ def register_aggregator(
     symbols: dict | None = None,
     replace: bool = False,
     aliases: tuple[str, ...] = (),
+    clip_radius: str | None = None,
+    non_finite_fill: str = "mean",
 ) -> Callable:
     """Decorator: register ``fn(x, ...) -> (d,)`` as an aggregator called ``name``.
 
     ``requires(n_inputs, f)`` returns an error message when the rule cannot run
     with ``n_inputs`` vectors guarding against ``f``; ``aliases`` are other accepted
-    spellings (see :data:`ALIASES`); ``replace=True`` allows taking a name already registered."""
+    spellings (see :data:`ALIASES`); ``replace=True`` allows taking a name already registered.
+
+    What the rule reports and how it meets untrusted rows (:mod:`byzlab.chain`):
+    ``clip_radius`` names its parameter that is a clip radius around ``center`` (CC's
+    ``"tau"``), which turns on the ``clip_fraction`` diagnostic; ``non_finite_fill``
+    (``"mean"`` or ``"center"``) is what replaces a non-finite reply row before it runs."""
     return _register("aggregator", name, defaults, replace, checks=checks or {}, requires=requires,
-                     description=description, symbols=symbols or {}, aliases=aliases)
+                     description=description, symbols=symbols or {}, aliases=aliases,
+                     clip_radius=clip_radius, non_finite_fill=non_finite_fill)
 
 
 def register_pre_aggregator(
@@ -316,10 +361,16 @@ def register_pre_aggregator(
     description: str | None = None,
     symbols: dict | None = None,
     replace: bool = False,
+    rows: Callable[[int, dict], int] | None = None,
+    non_finite_fill: str = "mean",
 ) -> Callable:
-    """Decorator: register ``fn(x, ...) -> (k', d)`` as a pre-aggregator (composable with any aggregator)."""
+    """Decorator: register ``fn(x, ...) -> (k', d)`` as a pre-aggregator (composable with any aggregator).
+
+    ``rows(k, params)`` declares k', the rows it returns from k rows with its resolved
+    parameters (default: k), which the config's validation passes on to the aggregator's
+    ``requires``; ``non_finite_fill`` as for :func:`register_aggregator`."""
     return _register("pre_aggregator", name, defaults, replace, checks=checks or {},
-                     description=description, symbols=symbols or {})
+                     description=description, symbols=symbols or {}, rows=rows, non_finite_fill=non_finite_fill)
 
 
 def register_attack(

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .chain import DIAGNOSTIC_COLUMNS
 from .config import RunConfig
 from .errors import ConfigError
 from .files import write_atomic
 
-#: per-round diagnostics, in this order (means over the evaluation interval in ``history``)
-DIAGNOSTIC_COLUMNS = (
-    "cos_delta",  # Table II: cos(Δ_t, Δ_{t-1}), Δ_t = m_byz - m̄_t
-    "cos_ref_benign",  # Table III: mean cos(m̃_{t-1}, m_i) over benign clients
-    "cos_ref_byz",  # Table III: mean cos(m̃_{t-1}, m_i) over Byzantine clients
-    "clip_fraction",  # CC: fraction of clients with ‖m_i - m̃_{t-1}‖ > τ
-    "agg_norm",  # ‖m̃_t‖
-)
+#: diagnostic columns added after results existed: a stored result without them reads them as NaN
+LATER_COLUMNS = ("non_finite",)
 
 HISTORY_COLUMNS = ("round", "epoch", "lr", "test_accuracy", "train_loss", *DIAGNOSTIC_COLUMNS, "diverged", "wall_time")
 FORMAT_VERSION = 1
@@ -31,7 +26,8 @@ class RunResult:
 
     ``history``: one row per evaluation — round, epoch, lr, test_accuracy (%),
     train_loss (mean benign mini-batch loss since the previous evaluation), the
-    diagnostics averaged over those rounds, diverged, wall_time (s of training).
+    diagnostics (:data:`~byzlab.chain.DIAGNOSTIC_COLUMNS`) averaged over those
+    rounds (``non_finite``: reply rows screened per round), diverged, wall_time (s of training).
     ``rounds``: one row per round — train_loss and the diagnostics.
     """
 
@@ -90,6 +86,11 @@ class RunResult:
             rounds = pd.read_csv(folder / "rounds.csv")
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"result: cannot read {folder}: {e}") from None
+        for frame in (history, rounds):
+            for col in LATER_COLUMNS:
+                if col not in frame.columns and len(frame.columns):
+                    frame.insert(frame.columns.get_loc("agg_norm") + 1 if "agg_norm" in frame.columns
+                                 else len(frame.columns), col, float("nan"))
         missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
         if missing:
             raise ConfigError(f"result: {folder}/history.csv lacks columns {missing}")

@@ -39,7 +39,6 @@ statistics.)
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 import time
@@ -47,10 +46,9 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from . import checkpoint
-from .kernels import column_blocks
+from .chain import DIAGNOSTIC_COLUMNS, RuleChain, call, diagnostics
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, run_model
 from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope
@@ -59,7 +57,7 @@ from .partition import partition
 from .errors import ConfigError
 from .interrupts import one_round
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule
-from .results import DIAGNOSTIC_COLUMNS, FORMAT_VERSION, HISTORY_COLUMNS, RunResult
+from .results import FORMAT_VERSION, HISTORY_COLUMNS, RunResult
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
@@ -88,7 +86,6 @@ class Simulation:
         self.num_classes = data.num_classes
         # the crop padding value, on the device once (a host value would be copied every round)
         self._pad_fill = torch.as_tensor(data.pad_value, dtype=self.data.x_train.dtype).to(self.device)
-        self._nan = torch.full((), float("nan"), device=self.device)
 
         # model, with its parameters as views into the flat vector θ
         with torch.random.fork_rng(devices=[]):
@@ -106,8 +103,10 @@ class Simulation:
         self.k, self.k_m = cfg.k, cfg.n_byzantine
         self.k_b = self.k - self.k_m
         self.attack: Rule | None = ATTACKS[cfg.attack] if cfg.attack != NO_ATTACK else None
-        self.aggregator: Rule = AGGREGATORS[cfg.aggregator]
-        self.pre: list[Rule] = [PRE_AGGREGATORS[n] for n in cfg.pre_aggregators]
+        # lines 12-13: the server's rules, its screening of non-finite rows (byzlab.chain)
+        self.chain = RuleChain(AGGREGATORS[cfg.aggregator], cfg.aggregator_params,
+                               tuple(PRE_AGGREGATORS[n] for n in cfg.pre_aggregators),
+                               tuple(cfg.pre_aggregator_params[n] for n in cfg.pre_aggregators), cfg.non_finite)
         byz_data = cfg.byzantine_train
         # rows of the gradient matrix: benign clients, Byzantine clients training on their
         # own data (data attacks), the server training on its root data (FLTrust-like rules)
@@ -136,6 +135,8 @@ class Simulation:
 
         # state of Algorithm 1
         self.X = torch.zeros(self.k, self.d, device=self.device)
+        # the matrix the rules see after screening (policy "drop"), one buffer for the whole run
+        self.screened = torch.empty_like(self.X) if cfg.non_finite == "drop" else None
         self.byz_momenta = torch.zeros(self.k - self.k_b if byz_data else 0, self.d, device=self.device)
         # the server's own momentum on its root data (RoundContext.server_update), when a rule takes it
         self.server_momentum = torch.zeros(self.d, device=self.device) if cfg.server_trains else None
@@ -212,31 +213,9 @@ class Simulation:
             generator=self.generator, byzantine=self.byz_momenta, mask=self.mask,
             server_update=self.server_momentum)
 
-    def _call(self, role: str, rule: Rule, first: torch.Tensor, params: dict, ctx: RoundContext,
-              states: dict | None = None) -> torch.Tensor:
-        states = self.rule_state if states is None else states
-        if "state" in rule.context:
-            ctx = dataclasses.replace(ctx, state=states.setdefault(role, {}))
-        if "aggregate" in rule.context:
-            ctx = dataclasses.replace(ctx, aggregate=self._trial(ctx))
-        return rule(first, params, ctx)
-
-    def server_aggregate(self, X: torch.Tensor, ctx: RoundContext, states: dict | None = None) -> torch.Tensor:
-        """Lines 12-13 of Algorithm 1 on the ``(k, d)`` matrix ``X``: pre-aggregators, then the aggregator."""
-        cfg = self.config
-        inputs = X
-        for i, rule in enumerate(self.pre):
-            inputs = self._call(f"pre{i}", rule, inputs, cfg.pre_aggregator_params[rule.name], ctx, states)
-        return self._call("aggregator", self.aggregator, inputs, cfg.aggregator_params, ctx, states)
-
-    def _trial(self, ctx: RoundContext) -> Callable[[torch.Tensor], torch.Tensor]:
-        """RoundContext.aggregate: the server's rule on a trial matrix, on copies of its state and RNG."""
-        def aggregate(X: torch.Tensor) -> torch.Tensor:
-            states = {role: copy.deepcopy(st) for role, st in self.rule_state.items() if role != "attack"}
-            gen = torch.Generator(device=self.device)
-            gen.set_state(self.generator.get_state())
-            return self.server_aggregate(X, dataclasses.replace(ctx, generator=gen), states)
-        return aggregate
+    def server_aggregate(self, X: torch.Tensor, ctx: RoundContext) -> torch.Tensor:
+        """m̃_t for the ``(k, d)`` matrix ``X`` (lines 12-13 of Algorithm 1), updating the rules' states."""
+        return self.chain.aggregate(X, ctx, self.rule_state)[0]
 
     # ------------------------------------------------------------------ Algorithm 1
     def step(self) -> None:
@@ -270,62 +249,27 @@ class Simulation:
             self.server_momentum.lerp_(grads[-1], 1 - cfg.beta)
 
         # Line 11: Byzantine clients send Attack(H_t).
+        # (An adaptive attack queries the server's chain through ctx.aggregate, on copies of its state.)
         if self.attack is not None:
-            self.X[self.k_b:] = self._call("attack", self.attack, benign, cfg.attack_params, ctx)
+            self.X[self.k_b:] = call(self.attack, benign, cfg.attack_params, ctx, self.rule_state, "attack",
+                                     self.chain)
 
-        # Lines 12-13: m̃_t = AGG(m_{1,t}, ..., m_{k,t})  (after optional pre-aggregation).
-        aggregate = self.server_aggregate(self.X, ctx)
+        # Lines 12-13: m̃_t = AGG(m_{1,t}, ..., m_{k,t}) (after optional pre-aggregation), non-finite
+        # rows screened out first under the "drop" policy (byzlab.chain).
+        aggregate, seen, bad = self.chain.aggregate(self.X, ctx, self.rule_state, out=self.screened)
 
-        # Diagnostics (optional, on the device): Tables II-III, CC clip fraction, ‖m̃_t‖.
+        # Diagnostics (optional, on the device): Tables II-III, clip fraction, ‖m̃_t‖, rows screened.
         self.round_loss[t - 1] = losses[: self.k_b].mean()
         if cfg.diagnostics:
-            self.round_diag[t - 1] = self._diagnostics(benign, aggregate)
+            self.round_diag[t - 1], delta = diagnostics(seen, self.k_b, aggregate, self.prev_aggregate,
+                                                        self.prev_delta, self.chain.clip_radius, bad)
+            if delta is not None:
+                self.prev_delta = delta
 
         # Line 14: θ_t = θ_{t-1} - η m̃_t  (line 15, the broadcast, is implicit: all clients read θ).
         self.theta.sub_(aggregate, alpha=lr)
         self.prev_aggregate = aggregate
         self.t = t
-
-    def _diagnostics(self, benign: torch.Tensor, aggregate: torch.Tensor) -> torch.Tensor:
-        """Per-round diagnostics on the device, in one pass over X (column blocks).
-
-        cos(Δ_t, Δ_{t−1}) with Δ_t = m_byz − m̄_t (Table II; m_byz is the first Byzantine
-        client's vector, which every omniscient attack sends from all k_m); the mean cosine of the
-        benign and of the Byzantine vectors with m̃_{t−1} (Table III); CC's clip
-        fraction, the share of vectors farther than τ from its centre (m̃_{t−1}, zero
-        at t = 1); ‖m̃_t‖.
-        """
-        nan, eps = self._nan, 1e-12
-        X, kb, ref = self.X, self.k_b, self.prev_aggregate
-        clip_on = self.aggregator.name == "cc" and not self.pre
-        sq = X.new_zeros(self.k)  # ‖x_i‖²
-        dots = X.new_zeros(self.k)  # ⟨x_i, m̃_{t−1}⟩
-        dist2 = X.new_zeros(self.k)  # ‖x_i − m̃_{t−1}‖²
-        delta = torch.empty_like(aggregate) if self.k_m else None
-        for sl in column_blocks(X):
-            xb = X[:, sl]
-            if delta is not None:
-                torch.sub(xb[kb], benign[:, sl].mean(0), out=delta[sl])  # Δ_t = m_byz − m̄_t
-            if ref is not None:
-                dots += xb @ ref[sl]
-                sq += torch.linalg.vector_norm(xb, dim=1).square_()
-                if clip_on:
-                    dist2 += torch.linalg.vector_norm(xb - ref[sl], dim=1).square_()
-            elif clip_on:  # t = 1: CC's centre is zero
-                dist2 += torch.linalg.vector_norm(xb, dim=1).square_()
-        cos_delta = cos_benign = cos_byz = clip = nan
-        if delta is not None:
-            if self.prev_delta is not None:
-                cos_delta = F.cosine_similarity(delta, self.prev_delta, dim=0, eps=eps)
-            self.prev_delta = delta
-        if ref is not None:
-            cos_all = dots / (sq.sqrt().clamp_min(eps) * torch.linalg.vector_norm(ref).clamp_min(eps))
-            cos_benign = cos_all[:kb].mean()
-            if self.k_m:
-                cos_byz = cos_all[kb:].mean()
-        if clip_on:
-            clip = (dist2 > self.config.aggregator_params["tau"] ** 2).float().mean()
-        return torch.stack([cos_delta, cos_benign, cos_byz, clip, torch.linalg.vector_norm(aggregate)])
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -349,7 +293,7 @@ class Simulation:
         else:  # diverged: the paper reports chance level
             self.diverged = True
             acc = 100.0 / self.num_classes
-        diag = torch.nanmean(self.round_diag[lo:hi], dim=0).tolist() if hi > lo else [float("nan")] * 5
+        diag = torch.nanmean(self.round_diag[lo:hi], dim=0).tolist() if hi > lo else [float("nan")] * len(DIAGNOSTIC_COLUMNS)
         row = {"round": self.t, "epoch": self.epoch, "lr": self.lr_at(max(self.t, 1)),
                "test_accuracy": acc, "train_loss": loss if finite else float("nan"),
                **dict(zip(DIAGNOSTIC_COLUMNS, diag)), "diverged": self.diverged,
