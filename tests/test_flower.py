@@ -37,12 +37,8 @@ K, D, LR = 8, 12, 0.1
 @pytest.fixture(autouse=True)
 def server_identity():
     """Instruction messages take their run id from the ServerApp's identity, as inside a ServerApp process."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 7, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+    with fl.apps.server_identity(run_id=7):
+        yield
 
 
 class NodesGrid(fl.LocalGrid):
@@ -106,7 +102,7 @@ def test_aggregation_equals_byzlab_aggregators_on_the_same_vectors(name, params,
     agg = expected(x, torch.zeros(D))
     torch.testing.assert_close(new, theta - LR * agg, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(strategy.prev_aggregate, agg, rtol=1e-5, atol=1e-6)
-    assert metrics["agg-norm"] == pytest.approx(float(agg.norm()), rel=1e-5)
+    assert metrics["agg_norm"] == pytest.approx(float(agg.norm()), rel=1e-5)
     assert metrics["loss"] == 1.0  # the clients' metrics, averaged as FedAvg does
 
 
@@ -125,14 +121,14 @@ def test_cc_keeps_its_reference_across_rounds_and_reports_the_clip_fraction():
     theta, u1 = data(2)
     theta2, m1 = one_round(strategy, theta, u1, NODES, 1)
     agg1 = A.centered_clip(u1, torch.zeros(D), tau=0.5)
-    assert m1["clip-fraction"] == pytest.approx(float((u1.norm(dim=1) > 0.5).float().mean()))
-    assert "cos-benign" not in m1  # no m̃_0
+    assert m1["clip_fraction"] == pytest.approx(float((u1.norm(dim=1) > 0.5).float().mean()))
+    assert "cos_ref_benign" not in m1  # no m̃_0
     _, u2 = data(3)
     theta3, m2 = one_round(strategy, theta2, u2, NODES, 2)
     torch.testing.assert_close(theta3, theta2 - LR * A.centered_clip(u2, agg1, tau=0.5), rtol=1e-4, atol=1e-5)
-    assert m2["clip-fraction"] == pytest.approx(float(((u2 - agg1).norm(dim=1) > 0.5).float().mean()))
+    assert m2["clip_fraction"] == pytest.approx(float(((u2 - agg1).norm(dim=1) > 0.5).float().mean()))
     cos = torch.nn.functional.cosine_similarity(u2, agg1[None], dim=1)
-    assert m2["cos-benign"] == pytest.approx(float(cos.mean()), abs=1e-4)
+    assert m2["cos_ref_benign"] == pytest.approx(float(cos.mean()), abs=1e-4)
 
 
 def test_a_stateful_plugin_rule_gets_the_same_state_dict_every_round():
@@ -161,7 +157,7 @@ def test_s_cc_runs_with_its_state_across_rounds():
     theta, u = data(5)
     for r in (1, 2, 3):
         theta, metrics = one_round(strategy, theta, u, NODES, r)
-        assert torch.isfinite(theta).all() and metrics["agg-norm"] > 0
+        assert torch.isfinite(theta).all() and metrics["agg_norm"] > 0
 
 
 # --------------------------------------------------------------------------- the attack wrapper
@@ -229,8 +225,8 @@ def test_the_defence_sees_which_nodes_were_attacked():
         arrays, metrics = attack.aggregate_train(r, [reply(n, theta - LR * ui, r) for n, ui in zip(NODES, u)])
         theta = fl.to_vector(arrays)
     assert attack.byzantine == [73, 85]  # num_byzantine: the largest node ids
-    assert metrics["num-byzantine"] == 2 and {"cos-benign", "cos-byzantine", "clip-fraction"} <= set(metrics)
-    assert metrics["cos-byzantine"] < 0 < metrics["cos-benign"]  # IPM sends −ε·mean
+    assert metrics["num_byzantine"] == 2 and {"cos_ref_benign", "cos_ref_byz", "clip_fraction"} <= set(metrics)
+    assert metrics["cos_ref_byz"] < 0 < metrics["cos_ref_benign"]  # IPM sends −ε·mean
 
 
 # --------------------------------------------------------------------------- bad input
@@ -297,8 +293,8 @@ def test_inprocess_flower_run_trains_under_attack_and_reports_the_defence():
     assert acc[15]["test-accuracy"] > acc[0]["test-accuracy"] + 30
     metrics = result.train_metrics_clientapp
     assert sorted(metrics) == list(range(1, 16))
-    assert all({"clip-fraction", "agg-norm", "num-byzantine"} <= set(m) for m in metrics.values())
-    assert all("cos-byzantine" in metrics[r] for r in range(2, 16))
+    assert all({"clip_fraction", "agg_norm", "num_byzantine"} <= set(m) for m in metrics.values())
+    assert all("cos_ref_byz" in metrics[r] for r in range(2, 16))
     assert strategy.prev_aggregate is not None
 
 
@@ -411,6 +407,6 @@ def test_flower_deployment_on_localhost_trains_under_attack_and_reports_the_defe
     assert acc[rounds] > acc[0] + 5  # it trains, under attack
     train = {int(r): m for r, m in res["train"].items()}
     assert sorted(train) == list(range(1, rounds + 1))
-    assert all(m["num-byzantine"] == 2 and {"clip-fraction", "agg-norm"} <= set(m) for m in train.values())
-    assert all("cos-byzantine" in train[r] and "cos-benign" in train[r] for r in range(2, rounds + 1))
+    assert all(m["num_byzantine"] == 2 and {"clip_fraction", "agg_norm"} <= set(m) for m in train.values())
+    assert all("cos_ref_byz" in train[r] and "cos_ref_benign" in train[r] for r in range(2, rounds + 1))
     assert len(res["byzantine"]) == 2

@@ -29,11 +29,16 @@ several local steps u_i is the usual pseudo-gradient.  With ``mean`` and
 η_s = η the result is FedAvg's unweighted average.  Robust rules are
 unweighted: ``num-examples`` is only used to average the clients' metrics.
 
-Metrics returned by ``aggregate_train`` (besides the clients' averaged ones):
-``agg-norm`` ‖m̃_t‖; ``clip-fraction`` for CC-like rules (a ``tau`` parameter
-and a ``center``, no pre-aggregator): the share of vectors farther than τ from
-the centre; ``cos-benign`` / ``cos-byzantine``: mean cosine of the benign and
-attacked vectors to m̃_{t−1} (from round 2); ``num-byzantine``.
+Metrics returned by ``aggregate_train`` (besides the clients' averaged ones): the
+simulator's diagnostic columns under the same names, computed by the same function
+(:func:`byzlab.chain.diagnostics`; undefined ones left out): ``cos_delta``,
+``cos_ref_benign`` / ``cos_ref_byz`` (mean cosine of the benign and attacked vectors to
+m̃_{t−1}, from round 2), ``clip_fraction`` (rules declaring a clip radius, no
+pre-aggregator), ``agg_norm`` ‖m̃_t‖, ``non_finite`` (replies screened, see
+:mod:`byzlab.chain`; their node ids in ``non_finite_nodes``); and ``num_byzantine``
+(replies forged this round), ``failed`` (error replies), ``malformed`` (replies dropped
+because their arrays differ from the model's in names, shapes or dtypes; node ids in
+``malformed_nodes``).
 
 Importing the package sets ``FLWR_TELEMETRY_ENABLED=0`` and
 ``FLWR_DISABLE_UPDATE_CHECK=1`` unless the environment already sets them.

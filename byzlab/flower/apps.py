@@ -8,14 +8,17 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import FedAvg, Strategy
 
 from ..errors import ConfigError
 from ..registry import lookup
 from .strategy import ByzlabStrategy, OmniscientAttack, to_vector
+
+log = logging.getLogger("byzlab.flower")
 
 
 # --------------------------------------------------------------------------- a ClientApp on byzlab's data
@@ -107,12 +110,24 @@ class LocalGrid(Grid):
         return list(self.contexts)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Run the ClientApp on each message; the ids returned are this grid's own.
+
+        (A SuperLink writes the message id into the message's metadata on arrival; Flower
+        has no public setter for it, so the messages are left as they are and the replies
+        are kept under this grid's ids.)  A ClientApp that raises gives an error reply,
+        as a deployment's ``flwr-clientapp`` does: the strategy counts it as a failure."""
         ids = []
         for msg in messages:
             self._n += 1
-            msg.metadata.__dict__["_message_id"] = f"m{self._n}"  # what a SuperLink does on arrival
-            self._replies[msg.metadata.message_id] = self.app(msg, self.contexts[msg.metadata.dst_node_id])
-            ids.append(msg.metadata.message_id)
+            node = msg.metadata.dst_node_id
+            try:
+                out = self.app(msg, self.contexts[node])
+            except Exception as e:  # noqa: BLE001 - a failing client is one dropped reply, not the end of the run
+                log.warning("node %d: the ClientApp raised %s: %s", node, type(e).__name__, e)
+                out = Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=f"{type(e).__name__}: {e}"),
+                              reply_to=msg)
+            self._replies[f"m{self._n}"] = out
+            ids.append(f"m{self._n}")
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -140,21 +155,62 @@ def run_inprocess(strategy: Strategy, client_app: ClientApp, initial_arrays: Arr
                   evaluate_fn: Callable | None = None, quiet: bool = True):
     """``strategy.start(...)`` on a :class:`LocalGrid` of ``num_nodes`` in-process nodes; Flower's ``Result``.
 
-    ``quiet`` keeps Flower's per-round log lines (INFO) out of the output."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1  # the ServerApp's identity
+    ``quiet`` keeps Flower's per-round log lines (INFO) out of the output.  A strategy
+    (or the one an :class:`OmniscientAttack` wraps) that waits for more nodes than
+    ``num_nodes`` (``min_available_nodes``, ``min_train_nodes``, ``min_evaluate_nodes``)
+    is a one-line ConfigError before the run starts: the in-process nodes never change."""
+    name, need = nodes_needed(strategy)
+    if need > num_nodes:
+        raise ConfigError(f"{name}: the strategy waits for {need} nodes, run_inprocess starts num_nodes="
+                          f"{num_nodes}; allowed: <= {num_nodes}")
     state = random.getstate()
     random.seed(seed)  # Flower samples nodes with `random`
     try:
         grid = LocalGrid(client_app, num_nodes, node_ids)
-        with _quiet(quiet):
+        with _quiet(quiet), server_identity():
             return strategy.start(grid=grid, initial_arrays=initial_arrays, num_rounds=rounds,
                                   evaluate_fn=evaluate_fn)
     finally:
         random.setstate(state)
-        TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+
+
+_NODE_SETTINGS = ("min_available_nodes", "min_train_nodes", "min_evaluate_nodes")
+
+
+def _inner(strategy: Strategy) -> Strategy:
+    """The strategy that samples the nodes (inside an :class:`OmniscientAttack`)."""
+    return strategy.strategy if isinstance(strategy, OmniscientAttack) else strategy
+
+
+def nodes_needed(strategy: Strategy) -> tuple[str, int]:
+    """The node-count setting of ``strategy`` that asks for the most nodes, and its value."""
+    inner = _inner(strategy)
+    found = [(getattr(inner, n), n) for n in _NODE_SETTINGS if isinstance(getattr(inner, n, None), int)]
+    if isinstance(inner, FedAvg) and inner.fraction_evaluate == 0:  # no evaluation round samples nodes
+        found = [(v, n) for v, n in found if n != "min_evaluate_nodes"]
+    value, name = max(found, default=(0, "min_available_nodes"))
+    return name, value
+
+
+@contextlib.contextmanager
+def server_identity(run_id: int = 1):
+    """Within the block, this process is a ServerApp task (instruction messages read its identity);
+    the previous identity (or none) is restored after, through ``TaskIdentity``'s public properties."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    def current(name: str):
+        try:
+            return getattr(TaskIdentity, name)
+        except RuntimeError:  # not set in this process
+            return None
+
+    saved = {n: current(n) for n in ("task_id", "run_id", "node_id")}
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, run_id, 1
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(TaskIdentity, n, v)
 
 
 def initial_arrays(dataset: str = "digits", model: str | None = None, seed: int = 0) -> ArrayRecord:

@@ -45,8 +45,8 @@ def compare(*, profile: str = "quick", attack: str = "rop", aggregator: str = "c
         tm = result.train_metrics_clientapp
         rows.append({"engine": "flower", "seed": seed,
                      "test_accuracy": result.evaluate_metrics_serverapp[rounds]["test-accuracy"],
-                     "clip_fraction": _mean_metric(tm, "clip-fraction"), "cos_benign": _mean_metric(tm, "cos-benign"),
-                     "cos_byzantine": _mean_metric(tm, "cos-byzantine")})
+                     "clip_fraction": _mean_metric(tm, "clip_fraction"), "cos_benign": _mean_metric(tm, "cos_ref_benign"),
+                     "cos_byzantine": _mean_metric(tm, "cos_ref_byz")})
     return pd.DataFrame(rows)
 
 
