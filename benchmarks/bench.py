@@ -59,6 +59,7 @@ from byzlab import RunConfig, Simulation
 from byzlab import aggregators as A
 from byzlab import kernels
 from byzlab.batched import BatchedSimulation
+from byzlab.chain import diagnostics
 from byzlab.data import DATASET_SPECS, Dataset, run_model
 from byzlab.models import build_model, sparse_mask
 from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext
@@ -359,7 +360,8 @@ def bench_model(name: str, args, device: torch.device, timer: Timer, log: Callab
         clip = ((x - prev).norm(dim=1) > 1.0).float().mean()
         return torch.stack([F.cosine_similarity(delta, delta, dim=0), cos[:K_B].mean(), cos[K_B:].mean(), clip])
     res["diagnostics_s"] = {
-        "byzlab (one blocked pass over X)": timer.per_call(lambda: auto._diagnostics(x[:K_B], prev), n_calls),
+        "byzlab (one blocked pass over X)": timer.per_call(
+            lambda: diagnostics(x, K_B, prev, prev, None, auto.chain.clip_radius), n_calls),
         "plain formulas ((k, d) temporaries)": timer.per_call(plain_diagnostics, n_calls),
     }
 

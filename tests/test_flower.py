@@ -410,3 +410,203 @@ def test_flower_deployment_on_localhost_trains_under_attack_and_reports_the_defe
     assert all(m["num_byzantine"] == 2 and {"clip_fraction", "agg_norm"} <= set(m) for m in train.values())
     assert all("cos_ref_byz" in train[r] and "cos_ref_benign" in train[r] for r in range(2, rounds + 1))
     assert len(res["byzantine"]) == 2
+
+
+# --------------------------------------------------------------------------- untrusted replies
+def reply_arrays(node_id: int, arrays: dict, round_: int = 1) -> Message:
+    """A train reply from ``node_id`` carrying the given arrays (any names, shapes, dtypes)."""
+    msg = reply(node_id, torch.zeros(D), round_)
+    msg.content["arrays"] = ArrayRecord(torch_state_dict=arrays)
+    return msg
+
+
+ROBUST = [("cm", {}), ("tm", {}), ("rfa", {}), ("cc", {"tau": 1.0}), ("krum", {}), ("multikrum", {}),
+          ("s_cc", {}), ("clippedclustering", {}), ("dnc", {})]
+
+
+@pytest.mark.parametrize("name,params", ROBUST, ids=[r[0] for r in ROBUST])
+@pytest.mark.parametrize("kind", ["nan_entry", "pos_inf_entry", "all_nan"])
+def test_one_non_finite_client_never_reaches_theta_in_flower(name, params, kind):
+    theta, u = data(9)
+    bad = u.clone()
+    where, value = {"nan_entry": (4, float("nan")), "pos_inf_entry": (4, float("inf")),
+                    "all_nan": (slice(None), float("nan"))}[kind]
+    bad[2, where] = value
+    strategy = fl.ByzlabStrategy(name, params=params, f=2, lr=LR, min_available_nodes=K)
+    for r in (1, 2):
+        theta, metrics = one_round(strategy, theta, bad, NODES, r)
+        assert torch.isfinite(theta).all()
+        assert metrics["non_finite"] == 1 and list(metrics["non_finite_nodes"]) == [NODES[2]]
+
+
+def test_a_non_finite_client_under_the_mean_and_under_propagate():
+    theta, u = data(10)
+    bad = u.clone()
+    bad[5, 0] = float("nan")
+    mean, _ = one_round(fl.ByzlabStrategy("mean", lr=LR, min_available_nodes=K), theta, bad, NODES)
+    keep = [i for i in range(K) if i != 5]
+    torch.testing.assert_close(mean, theta - LR * u[keep].mean(0), rtol=1e-5, atol=1e-6)  # the finite rows' mean
+    old, metrics = one_round(fl.ByzlabStrategy("tm", f=2, lr=LR, non_finite="propagate", min_available_nodes=K),
+                             theta, bad, NODES)
+    assert torch.isnan(old[0]) and torch.isfinite(old[1:]).all()  # the paper's plain behaviour: TM keeps the NaN
+    assert metrics["non_finite"] == 1  # counted all the same
+    with pytest.raises(ConfigError) as e:
+        fl.ByzlabStrategy("cc", non_finite="skip")
+    assert one_line(e) == "non_finite: must be one of drop, propagate; got 'skip'"
+
+
+def test_a_reply_of_another_shape_or_size_is_dropped_and_named():
+    glob = {"w": torch.randn(4, 3), "b": torch.randn(3), "count": torch.tensor([5])}
+    strategy = fl.ByzlabStrategy("cc", params={"tau": 1.0}, lr=LR, min_available_nodes=4)
+    list(strategy.configure_train(1, ArrayRecord(torch_state_dict=glob), ConfigRecord(), NodesGrid([1, 2, 3, 4])))
+    g = torch.Generator().manual_seed(11)
+    good = {n: {"w": glob["w"] - LR * torch.randn(4, 3, generator=g), "b": glob["b"].clone(),
+                "count": torch.tensor([5])} for n in (1, 2)}
+    transposed = {"w": glob["w"].T.contiguous(), "b": glob["b"].clone(), "count": torch.tensor([5])}  # same size
+    bigger = {"w": torch.zeros(5, 3), "b": glob["b"].clone(), "count": torch.tensor([5])}
+    replies = [reply_arrays(1, good[1]), reply_arrays(2, good[2]), reply_arrays(3, transposed),
+               reply_arrays(4, bigger)]
+    arrays, metrics = strategy.aggregate_train(1, replies)
+    assert metrics["malformed"] == 2 and list(metrics["malformed_nodes"]) == [3, 4]
+    theta = torch.cat([glob["w"].reshape(-1), glob["b"]])
+    x = torch.stack([(theta - torch.cat([good[n]["w"].reshape(-1), good[n]["b"]])) / LR for n in (1, 2)])
+    want = theta - LR * A.centered_clip(x, torch.zeros(15), tau=1.0)  # CC on the two readable replies
+    torch.testing.assert_close(fl.to_vector(arrays), want, rtol=1e-5, atol=1e-6)
+
+
+def test_too_few_usable_replies_keep_theta_and_the_run_goes_on():
+    theta, u = data(12)
+    strategy = fl.ByzlabStrategy("tm", f=2, lr=LR, min_available_nodes=5)
+    nodes = NODES[:5]
+    list(strategy.configure_train(1, arrays_of(theta), ConfigRecord(), NodesGrid(nodes)))
+    replies = [reply(n, theta - LR * ui) for n, ui in zip(nodes[:4], u)]  # 4 rows: TM needs > 2f = 4
+    replies.append(reply_arrays(nodes[4], {"w": torch.zeros(2)}))
+    arrays, metrics = strategy.aggregate_train(1, replies)
+    assert arrays is None and metrics["malformed"] == 1 and metrics["num_replies"] == 4
+
+
+def test_too_few_nodes_is_a_clear_error_not_a_hang():
+    import signal
+
+    def hang(*_):
+        raise TimeoutError("run_inprocess hung")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(60)
+    try:
+        strategy = fl.ByzlabStrategy("cc", lr=LR, min_available_nodes=10, fraction_evaluate=0.0)
+        with pytest.raises(ConfigError) as e:
+            fl.run_inprocess(fl.OmniscientAttack(strategy, "alie", num_byzantine=2), lambda m, c: None,
+                             arrays_of(torch.zeros(D)), num_nodes=8, rounds=1)
+        assert one_line(e) == ("min_available_nodes: the strategy waits for 10 nodes, run_inprocess starts "
+                               "num_nodes=8; allowed: <= 8")
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError) as e:  # a deployment: the round waits node_timeout seconds, then says so
+            fl.ByzlabStrategy("cc", lr=LR, min_available_nodes=10, node_timeout=0.5).configure_train(
+                1, arrays_of(torch.zeros(D)), ConfigRecord(), NodesGrid(NODES))
+        assert 0.5 <= time.monotonic() - t0 < 30
+        assert one_line(e).startswith("min_available_nodes: waited 0.5 s for 10 nodes, 8 connected (11, 23, 35")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_an_attack_that_cannot_happen_is_refused_or_not_claimed():
+    with pytest.raises(ConfigError) as e:
+        fl.OmniscientAttack(Recorder(), "alie", num_byzantine=7).configure_train(
+            1, arrays_of(torch.zeros(D)), ConfigRecord(), NodesGrid(NODES))
+    assert one_line(e) == "num_byzantine: must leave at least 2 benign nodes of the 8 connected (<= 6), got 7"
+    # at run time only one benign reply arrives: the round is not attacked, and not reported as attacked
+    strategy = fl.ByzlabStrategy("cc", lr=LR, min_available_nodes=K)
+    attack = fl.OmniscientAttack(strategy, "ipm", node_ids=[73, 85], lr=LR)
+    theta, u = data(13)
+    list(attack.configure_train(1, arrays_of(theta), ConfigRecord(), NodesGrid(NODES)))
+    replies = [reply(n, theta - LR * ui) for n, ui in zip(NODES, u) if n in (11, 73, 85)]
+    arrays, metrics = attack.aggregate_train(1, replies)
+    assert metrics["num_byzantine"] == 0 and "cos_ref_byz" not in metrics
+    x = torch.stack([u[NODES.index(n)] for n in (11, 73, 85)])
+    torch.testing.assert_close(fl.to_vector(arrays), theta - LR * A.centered_clip(x, torch.zeros(D), tau=1.0),
+                               rtol=1e-5, atol=1e-6)  # the replies as sent
+
+
+def test_a_rule_that_takes_f_needs_f_and_f_0_warns():
+    with pytest.raises(ConfigError) as e:
+        fl.ByzlabStrategy("tm")
+    assert one_line(e).startswith("f: aggregator 'tm' guards against f Byzantine clients; give f")
+    with pytest.raises(ConfigError) as e:
+        fl.ByzlabStrategy("mean", pre_aggregators=["nnm"])
+    assert one_line(e).startswith("f: pre_aggregator 'nnm'")
+    with pytest.warns(UserWarning, match="tm with f = 0 is the mean"):
+        fl.ByzlabStrategy("tm", f=0)
+    fl.ByzlabStrategy("cc")  # CC does not take f
+
+
+def test_a_parameter_of_the_wrong_type_names_its_type():
+    with pytest.raises(ConfigError) as e:
+        fl.ByzlabStrategy("cc", params={"tau": "1.0"})
+    assert one_line(e) == "tau: must be > 0, got str '1.0'"
+    with pytest.raises(ConfigError) as e:
+        fl.ByzlabStrategy("cc", lr="0.1")
+    assert one_line(e) == "lr: must be > 0, got str '0.1'"
+    with pytest.raises(ConfigError) as e:
+        fl.ByzlabStrategy("tm", f="2")
+    assert one_line(e) == "f: must be an integer >= 0, got str '2'"
+
+
+def test_a_client_app_that_raises_is_a_dropped_reply_not_the_end_of_the_run():
+    app = fl.digits_client_app(k=4)
+
+    def flaky(msg, context):
+        if context.node_config["partition-id"] == 2 and msg.metadata.message_type == MessageType.TRAIN:
+            raise RuntimeError("out of memory")
+        return app(msg, context)
+
+    strategy = fl.ByzlabStrategy("cc", lr=LR, min_available_nodes=4, fraction_evaluate=0.0)
+    result = fl.run_inprocess(strategy, flaky, fl.initial_arrays("digits"), num_nodes=4, rounds=2)
+    metrics = result.train_metrics_clientapp
+    assert sorted(metrics) == [1, 2] and all(m["failed"] == 1 for m in metrics.values())
+    assert torch.isfinite(fl.to_vector(result.arrays)).all()
+
+
+def test_the_server_identity_is_restored_through_public_properties():
+    from flwr.supercore.task_identity import TaskIdentity
+
+    assert TaskIdentity.run_id == 7  # the fixture's
+    with fl.apps.server_identity(run_id=9):
+        assert (TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id) == (1, 9, 1)
+    assert TaskIdentity.run_id == 7
+
+
+def test_the_adaptive_attacks_query_the_defence_under_flower():
+    from byzlab import attacks_adaptive as AA
+
+    strategy = fl.ByzlabStrategy("tm", f=2, lr=LR, min_available_nodes=K)
+    attack = fl.OmniscientAttack(strategy, "alie_adaptive", node_ids=[73, 85], lr=LR)
+    theta, u = data(14)
+    list(attack.configure_train(1, arrays_of(theta), ConfigRecord(), NodesGrid(NODES)))
+    replies = [reply(n, theta - LR * ui) for n, ui in zip(NODES, u)]
+    arrays, metrics = attack.aggregate_train(1, replies)
+    benign = torch.stack([(theta - (theta - LR * u[NODES.index(n)])) / LR for n in NODES if n not in (73, 85)])
+    # the reference: the same search with TM itself as the trial aggregate
+    m_byz = AA.alie_adaptive(benign, K, 2, aggregate=lambda x: A.trimmed_mean(x, 2), state={})
+    want = A.trimmed_mean(torch.cat([benign, m_byz.expand(2, D)]), 2)
+    torch.testing.assert_close(fl.to_vector(arrays), theta - LR * want, rtol=1e-4, atol=1e-5)
+    assert metrics["num_byzantine"] == 2
+    with pytest.raises(ConfigError) as e:
+        fl.OmniscientAttack(FedAvg(), "alie_adaptive", num_byzantine=2)
+    assert one_line(e).startswith("attack: 'alie_adaptive' queries the defence (RoundContext.aggregate)")
+
+
+def test_a_plugin_rule_declaring_a_clip_radius_reports_the_clip_fraction():
+    @byzlab.register_aggregator("_flower_clip", clip_radius="radius", replace=True)
+    def clip(x, center, radius: float = 0.5):
+        return A.centered_clip(x, center, radius)
+
+    try:
+        theta, u = data(15)
+        _, metrics = one_round(fl.ByzlabStrategy("_flower_clip", lr=LR, min_available_nodes=K), theta, u, NODES)
+        assert metrics["clip_fraction"] == pytest.approx(float((u.norm(dim=1) > 0.5).float().mean()))
+        _, plain = one_round(fl.ByzlabStrategy("mean", lr=LR, min_available_nodes=K), theta, u, NODES)
+        assert "clip_fraction" not in plain
+    finally:
+        AGGREGATORS.pop("_flower_clip", None)
