@@ -48,7 +48,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .aggregators import column_blocks
+from .kernels import column_blocks
 from .registry import NON_FINITE_POLICIES, RoundContext, Rule, check_policy
 
 
