@@ -16,8 +16,11 @@ without anyone editing the site.
 from __future__ import annotations
 
 import argparse
+import ast
 import inspect
 import re
+import sys
+import textwrap
 from pathlib import Path
 
 import mkdocs.plugins
@@ -156,6 +159,18 @@ def _param(name: str, value, symbols: dict) -> str:
     return f"`{shown}={value!r}`"
 
 
+def public_functions(fn) -> list[str]:
+    """The public function a rule is registered as, or, for a private registration
+    wrapper, the public functions of its module that the wrapper calls."""
+    module = sys.modules[fn.__module__]
+    if not fn.__qualname__.startswith("_"):
+        return [fn.__qualname__]
+    public = set(getattr(module, "__all__", ()))
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    called = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    return list(dict.fromkeys(c for c in called if c in public))
+
+
 def registry_markdown(kind: str) -> str:
     """A table of the registered rules of ``kind``: name, aliases, function, parameters, description."""
     from byzlab import registry
@@ -168,7 +183,7 @@ def registry_markdown(kind: str) -> str:
         rule = table[name]
         fn = rule.fn
         path = f"{fn.__module__}.{fn.__qualname__}"
-        func = f"[`{fn.__qualname__}`][{path}]" if not fn.__qualname__.startswith("_") else f"`{path}`"
+        func = ", ".join(f"[`{name}`][{fn.__module__}.{name}]" for name in public_functions(fn)) or f"`{path}`"
         params = ", ".join(_param(p, v, getattr(rule, "symbols", None) or {}) for p, v in rule.params.items())
         out.append(f"| `{name}` | {', '.join(f'`{a}`' for a in rule.aliases) or '–'} | {func} | "
                    f"{params or '–'} | {', '.join(f'`{c}`' for c in rule.context) or '–'} | "
@@ -288,13 +303,3 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     return _MARKER.sub(include, markdown)
 
 
-def rule_functions() -> list[str]:
-    """Dotted paths of the public functions behind the registered rules (for the tests)."""
-    from byzlab import registry
-
-    out = []
-    for table in (registry.AGGREGATORS, registry.PRE_AGGREGATORS, registry.ATTACKS):
-        for rule in table.values():
-            if not rule.fn.__qualname__.startswith("_"):
-                out.append(f"{rule.fn.__module__}.{inspect.unwrap(rule.fn).__qualname__}")
-    return out

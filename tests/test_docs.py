@@ -121,3 +121,53 @@ def test_readme_sections_and_links_resolve(site):
     assert "What is in the box" in index
     assert 'href="sweep.html#the-whole-paper-byzlab-sweep"' in index
     assert (site / "figures" / "dashboard.png").is_file()
+
+
+# --------------------------------------------------------------------------- the site's own helpers
+def _load(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"byzlab_docs_{name}", ROOT / "docs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rst_markup_becomes_markdown():
+    pytest.importorskip("griffe")
+    rst = _load("griffe_rst").rst_to_markdown
+    assert rst(":func:`~byzlab.kernels.rank_network` and :class:`byzlab.config.RunConfig`") == \
+        "`rank_network` and `byzlab.config.RunConfig`"
+    assert rst("norm :math:`\\lVert x\\rVert` here") == "norm $\\lVert x\\rVert$ here"
+    assert rst("    .. math:: a = b\n              + c\n\n    next") == "    $$a = b + c$$\n\n    next"
+    assert rst("Layout of ``out``::\n\n    out/\n      store/") == "Layout of ``out``:\n\n    out/\n      store/"
+
+
+def test_readme_links_are_rewritten_for_the_site():
+    hooks = _load("hooks")
+    links = hooks._Links({"live-dashboard": "dashboard.md", "python": "getting-started.md"}, "getting-started.md")
+
+    def sub(text):
+        return hooks._LINK.sub(links, text)
+
+    assert sub("[the dashboard](#live-dashboard)") == "[the dashboard](dashboard.md#live-dashboard)"
+    assert sub("[above](#python)") == "[above](#python)"  # a section of the same page
+    assert sub("[map](docs/architecture.md)") == "[map](architecture.md)"
+    assert sub("[all tables](benchmarks/RESULTS.md)") == "[all tables](benchmarks.md)"
+    assert sub("![fig](figures/fig1_alie_alternating.png)") == "![fig](figures/fig1_alie_alternating.png)"
+    assert sub("[Flower](https://flower.ai)") == "[Flower](https://flower.ai)"
+    assert sub("[the CLI](byzlab/cli.py)") == "the CLI (`byzlab/cli.py`)"  # not on the site: kept as text
+    assert sub("[`x.csv`](byzlab/data_files/x.csv)") == "`x.csv`"
+    assert sub("[gone](#no-such-heading)") == "gone (`#no-such-heading`)"
+
+
+def test_readme_headings_slug_and_sections():
+    hooks = _load("hooks")
+    # GitHub's anchors, as the README's own links spell them
+    assert hooks._slug("The whole paper: `byzlab sweep`") == "the-whole-paper-byzlab-sweep"
+    assert hooks._slug("The paper's claims, checked") == "the-papers-claims-checked"
+    assert hooks._slug("Bench: which defence survives?") == "bench-which-defence-survives"
+    text = "# T\nintro\n## A\na\n```bash\n# not a heading\n```\n### A1\nx\n## B\nb"
+    assert [(lv, t, s, e) for lv, t, s, e in hooks._sections(text)] == \
+        [(1, "T", 0, 11), (2, "A", 2, 9), (3, "A1", 7, 9), (2, "B", 9, 11)]
+    assert hooks._shift("## A\n```\n## code\n```\n### A1", 1) == "# A\n```\n## code\n```\n## A1"
