@@ -34,6 +34,7 @@ import pandas as pd
 from . import claims, claims_report, paper, plots
 from .errors import ConfigError, one_line
 from .experiments import load_profile
+from .files import write_atomic
 from .store import ResultStore
 from .options import parse_seeds
 from .tables import SHOWCASE_TABLE, curves_table, in_experiment, read_curves, read_results
@@ -54,13 +55,12 @@ def export(store: str | Path, out: Path = FOLDER, seeds: list[int] | None = None
         raise ConfigError(f"store: no run of the showcase profile in {store}")
     df = collect(plan, runs)
     curves = curves_table(runs)
-    out.mkdir(parents=True, exist_ok=True)
-    df.round(6).to_csv(out / "results.csv", index=False)
-    curves.round(5).to_csv(out / "curves.csv", index=False)
-    (out / "status.txt").write_text(
-        f"{len(runs)} of the {plan.total} runs of the showcase profile"
-        f"{'' if seeds is None else ' over seeds ' + ', '.join(map(str, seeds))} "
-        f"(exported {time.strftime('%Y-%m-%d')}; {machine()}, torch {_torch_version()})\n")
+    write_atomic(out / "results.csv", lambda tmp: df.round(6).to_csv(tmp, index=False))
+    write_atomic(out / "curves.csv", lambda tmp: curves.round(5).to_csv(tmp, index=False))
+    status = (f"{len(runs)} of the {plan.total} runs of the showcase profile"
+              f"{'' if seeds is None else ' over seeds ' + ', '.join(map(str, seeds))} "
+              f"(exported {time.strftime('%Y-%m-%d')}; {machine()}, torch {_torch_version()})\n")
+    write_atomic(out / "status.txt", lambda tmp: tmp.write_text(status))
     return df
 
 
@@ -124,7 +124,8 @@ def draw(folder: Path = FOLDER) -> list[Path]:
     except ConfigError as e:  # no run of that attack yet
         print(f"Tables II/III not drawn: {one_line(e, typed=False)}", file=sys.stderr)
     md = folder / "claims.md"
-    md.write_text(claims_markdown(results, curves))
+    text = claims_markdown(results, curves)
+    write_atomic(md, lambda tmp: tmp.write_text(text))
     return [*written, md]
 
 
