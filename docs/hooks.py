@@ -5,8 +5,8 @@
   the site from where they live; the nav entry ``notebooks/`` lists every notebook.
 - ``cli.md`` is generated from the argparse parser of ``byzlab`` (``byzlab.cli.build_parser``).
 - ``<!-- readme: Heading -->`` in a page is replaced by that section of ``README.md``
-  (headings lifted one level, links rewritten for the site; ``(intro)``: the text above
-  its first section); ``<!-- file: path -->`` by a whole Markdown file of the repository.
+  (its heading the page's title, or a level-2 heading below one; links rewritten for
+  the site; ``(intro)``: the text above its first section); ``<!-- file: path -->`` by a whole Markdown file of the repository.
 - ``<!-- registry: kind -->`` is replaced by a table of the registered rules of that
   kind (``aggregator``, ``pre_aggregator``, ``attack``) read from ``byzlab.registry``.
 
@@ -290,6 +290,10 @@ def on_pre_build(config):
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    def top_level(m: re.Match) -> int:
+        """1 for a section that opens the page, 2 below the page's own title."""
+        return 2 if any(_HEADING.match(ln) for ln in markdown[:m.start()].split("\n")) else 1
+
     def include(m: re.Match) -> str:
         kind, arg = m.groups()
         if kind == "registry":
@@ -298,7 +302,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
             text = _shift((ROOT / arg).read_text(encoding="utf-8"), -1)  # under the page's own title
             return _LINK.sub(_Links(_ANCHORS, page.file.src_uri), text)
         level, section = readme_section(arg)
-        return _LINK.sub(_Links(_ANCHORS, page.file.src_uri), _shift(section, level - 1))
+        return _LINK.sub(_Links(_ANCHORS, page.file.src_uri), _shift(section, level - top_level(m)))
 
     return _MARKER.sub(include, markdown)
 
