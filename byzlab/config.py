@@ -20,6 +20,8 @@ NO_ATTACK = "none"
 #: the paper's knobs, rule parameters with a name of their own everywhere (CLI options, table
 #: columns, dashboard sliders, labels): name -> what it is
 PAPER_KNOBS = {"z": "ROP perturbation norm z / ALIE z", "lam": "ROP λ", "tau": "CC radius τ", "eps": "IPM ε"}
+#: gradient engines (:mod:`byzlab.engines`); ``auto`` picks the fastest for the device and model
+ENGINES = ("auto", "loop", "vmap", "fused")
 
 #: fields that do not change the numbers of a run beyond floating-point rounding (left out of its key)
 NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "progress_label")
@@ -97,7 +99,8 @@ class RunConfig:
         per-round diagnostics (Tables II–III, CC clip fraction, ‖m̃_t‖) are computed.
     seed, device, engine, precision
         Seed of everything random; ``auto``/``cpu``/``cuda``; how client gradients
-        are computed (``auto``: ``vmap`` on CUDA, ``loop`` on CPU); ``fp32``,
+        are computed (``auto``: ``vmap`` on CUDA; on CPU ``fused`` for the models it
+        handles, else ``loop``); ``fp32``,
         ``tf32`` or ``bf16`` (autocast of the forward pass, CUDA).
     max_rounds
         Stop after this many rounds (quick looks; None → all epochs).
@@ -142,7 +145,7 @@ class RunConfig:
                                off="no per-round diagnostics")
     seed: int = _field(0, "seed of everything random")
     device: str = _field("auto", "auto, cpu, cuda[:N]")
-    engine: str = _field("auto", "auto, loop, vmap")
+    engine: str = _field("auto", "auto, loop, vmap, fused")
     precision: str = _field("fp32", "fp32, tf32, bf16")
     max_rounds: int | None = _field(None, "stop after N rounds")
     root_size: int = _field(100, "samples of the server's root data (rules taking server_update)")
@@ -324,7 +327,7 @@ class RunConfig:
         if not isinstance(self.download, bool):
             raise ConfigError(f"download: must be true or false, got {self.download!r}")
         check_policy(self.non_finite)
-        _choice("engine", self.engine, ("auto", "loop", "vmap"))
+        _choice("engine", self.engine, ENGINES)
         _choice("precision", self.precision, ("fp32", "tf32", "bf16"))
         _check_device(self.device)
 

@@ -1,11 +1,13 @@
 """Client gradients of one round (Algorithm 1, line 7) for all clients at once, and precision.
 
-Two engines give the same numbers (see :mod:`byzlab.simulator`): :class:`LoopEngine`,
-one model and a Python loop over clients writing into rows of one ``(n, d)`` matrix
-(the CPU default), and :class:`VmapEngine`, one ``torch.func.vmap(grad(...))`` call over
-the client dimension (the CUDA default; :func:`client_grad_fn` is shared with
-:class:`~byzlab.batched.BatchedSimulation`).  :func:`autocast_for` and
-:func:`precision_scope` apply a run's ``precision``.
+Three engines give the same numbers up to floating-point reassociation (see
+:mod:`byzlab.simulator`): :class:`LoopEngine`, one model and a Python loop over
+clients writing into rows of one ``(n, d)`` matrix; :class:`VmapEngine`, one
+``torch.func.vmap(grad(...))`` call over the client dimension (the CUDA default;
+:func:`client_grad_fn` is shared with :class:`~byzlab.batched.BatchedSimulation`);
+and :class:`~byzlab.fused.FusedEngine`, one forward and one backward pass over all
+k·b samples with per-client weight gradients (the CPU default where it is faster).  :func:`choose_engine` resolves ``engine="auto"``, :func:`make_engine`
+builds one; :func:`autocast_for` and :func:`precision_scope` apply a run's ``precision``.
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+
+from .errors import ConfigError
+from .fused import FusedEngine, faster_than_loop_on_cpu, supports
 
 
 class LoopEngine:
@@ -101,6 +106,33 @@ class VmapEngine:
         for k, v in self.buffers.items():  # server statistics: mean over the benign clients
             v.copy_(bufs[k][:n_benign].mean(0) if v.is_floating_point() else bufs[k][0])
         return g, losses
+
+
+def choose_engine(engine: str, model: torch.nn.Module, device: torch.device) -> str:
+    """``engine``, or for ``auto`` the fastest measured on the device (``benchmarks/flop_limit.py``).
+
+    CUDA: ``vmap``.  CPU: ``fused`` where it was measured faster than the loop
+    (:func:`byzlab.fused.faster_than_loop_on_cpu`: the cnn and the mlp), else ``loop``.  ``fused`` asked for a model it
+    does not handle is a :class:`~byzlab.errors.ConfigError`.
+    """
+    if engine == "fused" and not supports(model):
+        raise ConfigError(f"engine: 'fused' does not handle the layers of {type(model).__name__}; "
+                          "use auto, loop or vmap")
+    if engine != "auto":
+        return engine
+    if device.type == "cuda":
+        return "vmap"
+    return "fused" if faster_than_loop_on_cpu(model) else "loop"
+
+
+def make_engine(engine: str, model: torch.nn.Module, theta: torch.Tensor, n: int, device: torch.device,
+                autocast: Callable):
+    """The engine object named ``engine`` (one of ``loop``, ``vmap``, ``fused``) for ``model``."""
+    if engine == "vmap":
+        return VmapEngine(model, theta, autocast)
+    if engine == "fused":
+        return FusedEngine(model, n, theta.numel(), device, autocast, channels_last=device.type == "cpu")
+    return LoopEngine(model, n, theta.numel(), device, autocast)
 
 
 # --------------------------------------------------------------------------- precision

@@ -16,13 +16,15 @@ tensor built from host data; the host only reads numbers at evaluation time):
   attacks that use them (``label_flip``, ``bit_flip``, user attacks taking
   ``byzantine``).
 
-Client gradients (line 7) for all clients at once, by one of two engines (:mod:`byzlab.engines`) that
-give the same numbers:
+Client gradients (line 7) for all clients at once, by one of three engines (:mod:`byzlab.engines`) that
+give the same numbers up to floating-point reassociation:
 
-* ``loop`` (CPU default): one model, a Python loop over clients; each
+* ``loop`` (CPU default for the ResNets): one model, a Python loop over clients; each
   backward writes straight into its row of a preallocated ``(n, d)`` gradient
-  matrix (``param.grad`` are views into it).  On CPU this costs the same as one
-  forward+backward of all k·b samples.
+  matrix (``param.grad`` are views into it).
+* ``fused`` (CPU default for the cnn and the mlp, :mod:`byzlab.fused`): one forward and
+  one backward pass over all k·b samples (all clients share θ_{t−1}); only the weight
+  gradients are summed per client (batched GEMMs, the weight-gradient kernel per client).
 * ``vmap`` (CUDA default): ``torch.func.vmap(grad(functional_call))`` over the
   client dimension — one batched call for all clients, which is what fills a GPU.
 
@@ -51,7 +53,7 @@ from . import checkpoint
 from .chain import DIAGNOSTIC_COLUMNS, RuleChain, call, diagnostics
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, run_model
-from .engines import LoopEngine, VmapEngine, autocast_for, precision_scope
+from .engines import autocast_for, choose_engine, make_engine, precision_scope
 from .models import build_model, sparse_mask
 from .partition import partition
 from .errors import ConfigError
@@ -149,11 +151,9 @@ class Simulation:
         self._perm: torch.Tensor | None = None
 
         # engine
-        engine = cfg.engine if cfg.engine != "auto" else ("vmap" if self.device.type == "cuda" else "loop")
-        autocast = autocast_for(cfg.precision, self.device.type)
-        self.engine_name = engine
-        self.engine = (VmapEngine(self.model, self.theta, autocast) if engine == "vmap"
-                       else LoopEngine(self.model, self.n_compute, self.d, self.device, autocast))
+        self.engine_name = engine = choose_engine(cfg.engine, self.model, self.device)
+        self.engine = make_engine(engine, self.model, self.theta, self.n_compute, self.device,
+                                  autocast_for(cfg.precision, self.device.type))
 
         # per-round records, kept on the device until an evaluation reads them
         self.round_loss = torch.full((self.total_rounds,), float("nan"), device=self.device)

@@ -14,7 +14,7 @@ def digits():
     return load_dataset("digits")
 
 
-@pytest.mark.parametrize("engine", ["loop", "vmap"])
+@pytest.mark.parametrize("engine", ["loop", "vmap", "fused"])
 def test_bf16_accuracy_matches_fp32(digits, engine):
     cfg = RunConfig.make(dataset="digits", k=10, k_m=2, b=16, epochs=10, seed=0, attack="alie",
                          aggregator="tm", beta=0.9, engine=engine, diagnostics=False)

@@ -282,7 +282,7 @@ def _steps_without_sync(sim, rounds: int = 3) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="host synchronisation is only observable on CUDA")
-@pytest.mark.parametrize("engine", ["vmap", "loop"])
+@pytest.mark.parametrize("engine", ["vmap", "loop", "fused"])
 def test_a_round_never_synchronises_with_the_host(digits, engine):
     """No .item(), no tensor-valued Python branch, no host-to-device copy inside a round, for every rule."""
     from byzlab.registry import AGGREGATORS, ATTACKS

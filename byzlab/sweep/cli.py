@@ -44,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "the runs its results store lacks, write <out>/results.csv and render the notebooks. "
                     "Safe to interrupt: rerun (or --resume) to continue. Run options below override every run.",
         conflict_handler="resolve")
-    add_run_options(p)  # --engine is the runs' gradient engine (auto, loop, vmap), as in ``byzlab run``
+    add_run_options(p)  # --engine is the runs' gradient engine (auto, loop, vmap, fused), as in ``byzlab run``
     g = add_sweep_options(p)
     g.add_argument("--profile", default=None, help="quick (default), paper, or a .yaml file")
     g.add_argument("--grad-engine", dest="engine", default=None, help=argparse.SUPPRESS)  # the old spelling
@@ -56,7 +56,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
     if overrides.get("engine") in BACKENDS:  # the option's meaning before the backend had its own name
         raise ConfigError(f"engine: {overrides['engine']!r} is a backend: pass --backend {overrides['engine']} "
-                          "(--engine is the runs' gradient engine: auto, loop, vmap)")
+                          "(--engine is the runs' gradient engine: auto, loop, vmap, fused)")
     options = sweep_options(args, overrides=overrides, plugins=tuple(args.plugin or ()))
     profile = args.profile or "quick"  # with --resume it only names the default --out
     if args.dry_run:
