@@ -10,10 +10,13 @@ their docstrings as written):
 - ``Text::`` before an indented block → ``Text:`` (the block stays a code block).
 
 A function whose docstring is extended at import (the adaptive attacks append their
-shared paragraph) gets its docstring as imported.
+shared paragraph) gets its docstring as imported.  A dataclass field declared as
+``name: T = _field(default, "help")`` (``RunConfig``'s fields, whose help is also the
+command line's) is shown with ``help`` as its docstring and ``default`` as its value.
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -70,10 +73,27 @@ def _imported_doc(obj: griffe.Object) -> str | None:
     return inspect.getdoc(target)
 
 
+def field_help(value: str) -> tuple[str, str] | None:
+    """``(default, help)`` of a ``_field(default, "help", ...)`` expression, else None."""
+    try:
+        call = ast.parse(value, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "_field"
+            and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str)):
+        return None
+    return ast.unparse(call.args[0]), call.args[1].value
+
+
 class RstToMarkdown(griffe.Extension):
     """Rewrite every loaded object's docstring with :func:`rst_to_markdown`."""
 
     def on_object(self, *, obj: griffe.Object, **kwargs) -> None:
+        if obj.is_attribute and obj.docstring is None and obj.value is not None:
+            parsed = field_help(str(obj.value))
+            if parsed:
+                obj.value, help_text = parsed
+                obj.docstring = griffe.Docstring(help_text[:1].upper() + help_text[1:] + ".", parent=obj)
         if obj.docstring is None:
             return
         if obj.is_function:

@@ -87,9 +87,16 @@ def test_formulas_are_rendered_as_math(site):
 
 
 def test_every_runconfig_field_is_documented(site):
-    ids = _ids(_page(site, "configuration.html"))
+    page = _page(site, "configuration.html")
+    ids = _ids(page)
     missing = [f.name for f in dataclasses.fields(RunConfig) if f"byzlab.config.RunConfig.{f.name}" not in ids]
     assert not missing, f"RunConfig fields missing from configuration.html: {missing}"
+    # each field's help (the command line's too) is shown under its name
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    helps = {f.name: " ".join(f.metadata["help"].split()) for f in dataclasses.fields(RunConfig) if "help" in f.metadata}
+    assert len(helps) >= 20
+    no_help = [name for name, h in helps.items() if h[1:] not in text]
+    assert not no_help, f"RunConfig fields shown without their help: {no_help}"
 
 
 def test_every_cli_command_and_option_is_on_the_cli_page(site):
@@ -131,6 +138,15 @@ def _load(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_field_help_is_read_from_the_field_declaration():
+    pytest.importorskip("griffe")
+    field_help = _load("griffe_rst").field_help
+    assert field_help('_field(0.1, "learning rate η", flag="--lr")') == ("0.1", "learning rate η")
+    assert field_help("_field(None, 'model')") == ("None", "model")
+    assert field_help("field(default_factory=dict)") is None
+    assert field_help("_field(1)") is None
 
 
 def test_rst_markup_becomes_markdown():
