@@ -10,7 +10,7 @@ in Federated Learning" (the ROP attack against Centered Clipping).
 # The built-in rules, registered in one place: each of these modules registers its rules with the
 # same decorators a plug-in uses (byzlab.registry), and this package is imported before any of its
 # modules, so every byzlab module sees the built-ins registered.
-from . import aggregators, attacks, attacks_adaptive, defences
+from . import aggregators, attacks, attacks_adaptive, attacks_garbage, defences
 from .config import RunConfig, available
 from .registry import (
     ConfigError,
@@ -37,6 +37,7 @@ __all__ = [
     "aggregators",
     "attacks",
     "attacks_adaptive",
+    "attacks_garbage",
     "defences",
     "RunConfig",
     "RunResult",

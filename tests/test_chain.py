@@ -289,3 +289,30 @@ def test_a_parameter_of_the_wrong_type_is_named_with_its_type():
     with pytest.raises(ConfigError) as e:
         RunConfig.make(**QUICK, aggregator="cc", tau="1.0")
     assert str(e.value) == "tau: must be > 0, got str '1.0'"
+
+
+# --------------------------------------------------------------------------- garbage as an attack
+@pytest.mark.parametrize("attack", ["nan", "inf", "huge"])
+def test_the_garbage_attacks_are_screened_and_counted(digits, attack):
+    for name in ("cm", "tm", "cc", "krum"):
+        sim = Simulation(RunConfig.make(**QUICK, aggregator=name, attack=attack, max_rounds=3), dataset=digits)
+        sim.advance()
+        assert torch.isfinite(sim.theta).all(), (attack, name)
+        assert sim.round_diag[:3, DIAGNOSTIC_COLUMNS.index("non_finite")].tolist() == [2.0] * 3  # both k_m rows
+    # the paper's plain server: a NaN or ±inf entry makes CC's vector non-finite; CC clips a finite
+    # huge row to nothing (its distance is inf, its weight τ/inf = 0), the mean does not
+    agg = "mean" if attack == "huge" else "cc"
+    old = byzlab.run(RunConfig.make(**QUICK, aggregator=agg, attack=attack, max_rounds=4, eval_every=2,
+                                    non_finite="propagate"), dataset=digits)
+    assert old.diverged
+
+
+def test_the_garbage_vectors_by_hand():
+    from byzlab import attacks_garbage as G
+
+    benign = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    assert torch.equal(G.nan_entry(benign).isnan(), torch.tensor([True, False, False]))
+    assert G.nan_entry(benign)[1:].tolist() == [3.0, 4.0]
+    assert G.inf_entries(benign).tolist() == [float("inf"), float("-inf"), 4.0]
+    assert G.huge(benign, scale=10.0).tolist() == [-20.0, -30.0, -40.0]
+    assert not torch.isfinite(G.huge(benign).square().sum())  # 1e30: the squared norm overflows float32
