@@ -164,26 +164,30 @@ class RuleChain:
             agg = agg.clone()
         return agg, y, bad
 
-    def trial(self, ctx: RoundContext, states: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+    def trial(self, ctx: RoundContext, states: dict,
+              out: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
         """``RoundContext.aggregate``: this chain on a trial ``(k, d)`` matrix, on copies of the
-        rules' states (the attack's own excepted) and of the RNG, so calling it changes nothing."""
+        rules' states (the attack's own excepted) and of the RNG, so calling it changes nothing
+        (but the scratch buffer ``out``, when given: the round's own aggregation rewrites it)."""
         def aggregate(x: torch.Tensor) -> torch.Tensor:
             copies = {role: copy.deepcopy(st) for role, st in states.items() if role != "attack"}
             gen = ctx.generator
             if gen is not None:
                 gen = torch.Generator(device=ctx.generator.device)
                 gen.set_state(ctx.generator.get_state())
-            return self.aggregate(x, dataclasses.replace(ctx, generator=gen), copies)[0]
+            buf = out if out is not None and out.shape == x.shape and out.dtype == x.dtype else None
+            return self.aggregate(x, dataclasses.replace(ctx, generator=gen), copies, buf)[0]
         return aggregate
 
 
 def call(rule: Rule, first: torch.Tensor, params: dict, ctx: RoundContext, states: dict, role: str,
-         chain: RuleChain | None = None) -> torch.Tensor:
-    """Apply one rule with its per-role ``state``; an attack asking for ``aggregate`` gets ``chain``'s trial."""
+         chain: RuleChain | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply one rule with its per-role ``state``; an attack asking for ``aggregate`` gets ``chain``'s
+    trial (screening into the scratch buffer ``out`` when given)."""
     if "state" in rule.context:
         ctx = dataclasses.replace(ctx, state=states.setdefault(role, {}))
     if "aggregate" in rule.context and chain is not None:
-        ctx = dataclasses.replace(ctx, aggregate=chain.trial(ctx, states))
+        ctx = dataclasses.replace(ctx, aggregate=chain.trial(ctx, states, out))
     return rule(first, params, ctx)
 
 

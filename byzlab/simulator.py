@@ -252,7 +252,7 @@ class Simulation:
         # (An adaptive attack queries the server's chain through ctx.aggregate, on copies of its state.)
         if self.attack is not None:
             self.X[self.k_b:] = call(self.attack, benign, cfg.attack_params, ctx, self.rule_state, "attack",
-                                     self.chain)
+                                     self.chain, out=self.screened)
 
         # Lines 12-13: m̃_t = AGG(m_{1,t}, ..., m_{k,t}) (after optional pre-aggregation), non-finite
         # rows screened out first under the "drop" policy (byzlab.chain).
