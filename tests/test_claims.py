@@ -491,3 +491,25 @@ def test_claims_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["claims", "--setting", "weekly"])
     assert exit_.value.code == 2 and "invalid choice: 'weekly'" in capsys.readouterr().err
+
+
+def test_cc_trace_agrees_with_the_runs_diagnostics_and_eq6():
+    """The trace behind the CC τ figure: ‖m̃‖ is the run's agg_norm diagnostic, the step is η‖m̃‖, and when
+    every client is clipped the centre moves at most τ (Eq. 6, one iteration: a mean of vectors of norm ≤ τ)."""
+    from byzlab import run
+    from byzlab.cc_dynamics import trace
+    from byzlab.config import RunConfig
+
+    cfg = RunConfig.make(dataset="digits", k=10, k_m=0, b=16, epochs=3, lr=0.1, lr_decay_at=1.0, beta=0.9,
+                         attack="none", aggregator="cc", tau=0.1)
+    t = trace(cfg)
+    rounds = run(cfg).rounds
+    assert len(t) == len(rounds) == 24
+    np.testing.assert_allclose(t["norm"], rounds["agg_norm"], rtol=1e-4)
+    np.testing.assert_allclose(t["step"], 0.1 * t["norm"], rtol=1e-6)
+    np.testing.assert_allclose(t["clip_fraction"], rounds["clip_fraction"])
+    clipped = t[(t["clip_fraction"] == 1.0) & t["centre_move"].notna()]
+    assert len(clipped) and (clipped["centre_move"] <= 0.1 + 1e-5).all()
+    assert t["cos_mean"].between(-1, 1).all() and t["test_accuracy"].notna().sum() == 3
+    with pytest.raises(ValueError, match="^aggregator: the trace follows CC"):
+        trace(RunConfig.make(cfg, aggregator="tm"))
