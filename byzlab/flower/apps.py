@@ -30,13 +30,13 @@ def digits_client_app(dataset: str = "digits", *, k: int = 10, partition: str = 
     m ← (1−β) g + β m (kept in the node's ``context.state``), reply θ_{t−1} − η m.
     Evaluation replies the test accuracy of the received model.
     """
-    from ..data import load_dataset
+    from ..data import load_dataset, run_model
     from ..partition import partition as split
     from ..models import build_model
 
     data = load_dataset(dataset, download=False)
     parts = split(data.y_train.numpy(), k, partition, alpha=alpha, seed=seed)
-    net = build_model(model or data.default_model, data.num_classes, data.input_shape)
+    net = build_model(run_model(model, data), data.num_classes, data.input_shape)
     app = ClientApp()
 
     def load(msg: Message) -> None:
@@ -215,22 +215,22 @@ def server_identity(run_id: int = 1):
 
 def initial_arrays(dataset: str = "digits", model: str | None = None, seed: int = 0) -> ArrayRecord:
     """The initial model of a byzlab run with this seed, as an ArrayRecord."""
-    from ..data import load_dataset
+    from ..data import load_dataset, run_model
     from ..models import build_model
 
     data = load_dataset(dataset, download=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_model(model or data.default_model, data.num_classes, data.input_shape)
+        net = build_model(run_model(model, data), data.num_classes, data.input_shape)
     return ArrayRecord(net.state_dict())
 
 
 def _test_accuracy(dataset: str, model: str | None) -> Callable[[int, ArrayRecord], MetricRecord]:
-    from ..data import load_dataset
+    from ..data import load_dataset, run_model
     from ..models import build_model
 
     data = load_dataset(dataset, download=False)
-    net = build_model(model or data.default_model, data.num_classes, data.input_shape)
+    net = build_model(run_model(model, data), data.num_classes, data.input_shape)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         net.load_state_dict(arrays.to_torch_state_dict())
