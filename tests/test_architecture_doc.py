@@ -1,7 +1,7 @@
 """docs/architecture.md (the module map, a page of the reference site) against the code.
 
-Every module of the package is named in it (by file, or by its package folder), and
-every dotted name it quotes (`data.DATASET_SPECS`, `RunConfig.schedule()`, ...) exists.
+Every module of the package is named in it (by file, or by its package folder), every
+module it names exists, and every dotted name it quotes (`data.DATASET_SPECS`, `RunConfig.schedule()`, ...) exists.
 """
 from __future__ import annotations
 
@@ -69,3 +69,13 @@ def test_every_quoted_dotted_name_exists():
                 break
             obj = getattr(obj, p, None)
     assert not broken, f"names quoted in docs/architecture.md that do not exist: {sorted(broken)}"
+
+
+def test_every_module_on_the_map_exists():
+    package = ROOT / "byzlab"
+    files = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    names = {Path(f).name for f in files}
+    quoted = {q.removeprefix("byzlab/") for q in QUOTED if q.endswith(".py")}
+    assert len(quoted) >= 20
+    gone = sorted(q for q in quoted if q not in files and q not in names)
+    assert not gone, f"modules named in docs/architecture.md that do not exist: {gone}"
