@@ -187,3 +187,15 @@ def test_readme_headings_slug_and_sections():
     assert [(lv, t, s, e) for lv, t, s, e in hooks._sections(text)] == \
         [(1, "T", 0, 11), (2, "A", 2, 9), (3, "A1", 7, 9), (2, "B", 9, 11)]
     assert hooks._shift("## A\n```\n## code\n```\n### A1", 1) == "# A\n```\n## code\n```\n## A1"
+
+
+def test_readme_links_point_at_existing_sections_and_files():
+    hooks = _load("hooks")
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    anchors = {hooks._slug(title) for _, title, _, _ in hooks._sections(text)}
+    links = [m.group(3) for m in hooks._LINK.finditer(text)]
+    assert len(links) >= 20
+    dangling = [u for u in links if u.startswith("#") and u[1:] not in anchors]
+    missing = [u for u in links if not re.match(r"^([a-z]+:|#)", u) and not (ROOT / u.split("#")[0]).exists()]
+    assert not dangling, f"README links to sections that do not exist: {dangling}"
+    assert not missing, f"README links to files that do not exist: {missing}"
