@@ -93,8 +93,25 @@ def _draw(generator: torch.Generator | None, fn, *args) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- S-CC
+def scc_bucket_sizes(k: int, s: int, balanced: bool = False) -> list[int]:
+    """The sizes of S-CC's buckets after the first round, in the order they are visited.
+
+    The authors' definition: ⌈k/s⌉ buckets, the first ⌊k/s⌋ with s clients (one per
+    similarity group), a last one with the k mod s clients left over, all from the least-aligned
+    group (k = 25, s = 3: eight buckets of 3, then one of 1).  ``balanced``: ⌊k/s⌋ buckets (one
+    when k < s) and the leftovers join the first ones, so the sizes differ by at most one
+    (k = 25, s = 3: one bucket of 4, then seven of 3).
+    """
+    q, r = divmod(k, s)
+    if not balanced:
+        return [s] * q + ([r] if r else [])
+    if q == 0:
+        return [k]
+    return [s + (j < r) for j in range(q)] if r <= q else [k // q + (j < k % q) for j in range(q)]
+
+
 def _scc_buckets(x: torch.Tensor, reference: torch.Tensor, first: bool, s: int,
-                 generator: torch.Generator | None) -> tuple[torch.Tensor, list[int]]:
+                 generator: torch.Generator | None, balanced: bool = False) -> tuple[torch.Tensor, list[int]]:
     """The clients in bucket order, ``(k,)`` on x's device, and the bucket sizes (host ints).
 
     First round: a random permutation cut into max(1, ⌊k/s⌋) buckets whose sizes
@@ -102,7 +119,9 @@ def _scc_buckets(x: torch.Tensor, reference: torch.Tensor, first: bool, s: int,
     clients sorted by cos(m_i, m̃) ascending, the sorted list cut into s groups
     (sizes differing by at most one, larger first), and bucket j takes the j-th
     member of each group in a random order within the group: ⌈k/s⌉ buckets, the
-    first ⌊k/s⌋ with s clients (one per group), a last one with k mod s.
+    first ⌊k/s⌋ with s clients (one per group), a last one with k mod s
+    (:func:`scc_bucket_sizes`).  ``balanced``: the member of rank ⌊k/s⌋ of a larger group
+    (there is no such bucket) goes to bucket (group mod ⌊k/s⌋) instead.
     """
     k = x.shape[0]
     if first:
@@ -119,9 +138,12 @@ def _scc_buckets(x: torch.Tensor, reference: torch.Tensor, first: bool, s: int,
     local = p - start
     u = _draw(generator, torch.rand, k).to(x.device, torch.float64)
     shuffled = torch.argsort(group.to(torch.float64) + u)  # positions, group by group, random inside each group
-    bucket_major = torch.argsort(local * s + group)  # slot (group g, rank j) -> bucket j, groups in order
+    bucket = local
+    if balanced:  # the leftovers (rank q of the r larger groups) join the first buckets
+        bucket = torch.where(local >= max(q, 1), group % max(q, 1), local % max(q, 1))
+    bucket_major = torch.argsort(bucket * s + group, stable=True)  # slot (group g, rank j) -> bucket j, groups in order
     order = by_similarity[shuffled[bucket_major]]
-    return order, [s] * q + ([r] if r else [])
+    return order, scc_bucket_sizes(k, s, balanced)
 
 
 def _sequential_clip(x: torch.Tensor, m: torch.Tensor, buckets: list[torch.Tensor], tau: float) -> torch.Tensor:
@@ -154,7 +176,7 @@ def _sequential_clip(x: torch.Tensor, m: torch.Tensor, buckets: list[torch.Tenso
 
 def sequential_centered_clip(x: torch.Tensor, center: torch.Tensor | None, t: int | None = None,
                              generator: torch.Generator | None = None, tau: float = 1.0, s: int = 3,
-                             buck_avg: bool = False, mult_ref: bool = False) -> torch.Tensor:
+                             buck_avg: bool = False, mult_ref: bool = False, balanced: bool = False) -> torch.Tensor:
     r"""S-CC, sequential centered clipping: the ROP paper authors' remedy for CC.
 
     The reference m̃ starts at ``center`` (the previous aggregate m̃_{t−1}; zeros
@@ -175,7 +197,11 @@ def sequential_centered_clip(x: torch.Tensor, center: torch.Tensor | None, t: in
     ⌊k/s⌋ buckets; afterwards the clients are sorted by cosine similarity to m̃,
     the sorted list is cut into ``s`` contiguous groups, and each of the ⌈k/s⌉
     buckets takes one client of each group at random, so every bucket mixes low-,
-    mid- and high-similarity clients.
+    mid- and high-similarity clients.  When s does not divide k, the last bucket holds
+    only the k mod s leftover clients of the least-aligned group — where Byzantine
+    vectors sort: with k = 25 and s = 3, ⌈25/3⌉ = 9 buckets, the ninth a single
+    client, visited last.  That one vector moves m̃ by up to τ on its own, so with a
+    large τ it decides the result (:func:`scc_bucket_sizes`).
 
     Variants (the authors' library's options, off by default):
 
@@ -184,6 +210,11 @@ def sequential_centered_clip(x: torch.Tensor, center: torch.Tensor | None, t: in
     * ``mult_ref``: clip around the round's original reference m̃₀ first,
       m_i' = m̃₀ + clip_τ(m_i − m̃₀), then sequentially as above with m_i' for m_i
       (with ``buck_avg``: the bucket average takes m_i's place).
+
+    * ``balanced``: ⌊k/s⌋ buckets whose sizes differ by at most one, the leftover
+      clients joining the first buckets (k = 25, s = 3: one bucket of 4, seven of 3),
+      so no vector is clipped alone.  Not the authors' definition, which stays the
+      default.
 
     Reference: the ROP paper's authors' public library (``cc_seq.py``, names
     ``ccs``/``scc``); τ = 1.0, s = 3 are its defaults.  It differs from this
@@ -195,7 +226,7 @@ def sequential_centered_clip(x: torch.Tensor, center: torch.Tensor | None, t: in
         raise ValueError(f"s: s_cc needs a bucket length >= 1, got {s!r}")
     first = center is None or (t is not None and t <= 1)
     m = torch.zeros_like(x[0]) if center is None else center
-    order, sizes = _scc_buckets(x, m, first, s, generator)
+    order, sizes = _scc_buckets(x, m, first, s, generator, balanced)
     bounds = [0]
     for size in sizes:
         bounds.append(bounds[-1] + size)

@@ -108,6 +108,53 @@ def test_scc_buckets_mix_similarity_groups():
     assert torch.equal(order, again)  # the generator is the only source of randomness
 
 
+@pytest.mark.parametrize("k, s, default, balanced", [
+    (25, 3, [3] * 8 + [1], [4] + [3] * 7),      # the bench's k: a last bucket of one, or none
+    (26, 3, [3] * 8 + [2], [4, 4] + [3] * 6),
+    (24, 3, [3] * 8, [3] * 8),                   # s divides k: the same buckets
+    (7, 5, [5, 2], [7]),                          # ⌊7/5⌋ = 1 bucket
+    (11, 4, [4, 4, 3], [6, 5]),                   # 3 leftovers over 2 buckets
+    (2, 3, [2], [2]),
+])
+def test_scc_bucket_sizes_by_hand(k, s, default, balanced):
+    assert D.scc_bucket_sizes(k, s) == default and D.scc_bucket_sizes(k, s, balanced=True) == balanced
+    x, ref = _rand(k, 6), _rand(1, 6, seed=1)[0]
+    for flag, sizes in ((False, default), (True, balanced)):
+        order, got = D._scc_buckets(x, ref, False, s, _gen(), flag)
+        assert got == sizes and sorted(order.tolist()) == list(range(k))
+
+
+def test_scc_balanced_buckets_mix_groups_and_leave_no_client_alone():
+    k, d = 25, 40
+    x = _rand(k, d)
+    ref = _rand(1, d, seed=1)[0]
+    order, sizes = D._scc_buckets(x, ref, False, 3, _gen(), True)
+    cos = torch.nn.functional.cosine_similarity(x, ref[None], dim=1)
+    rank = torch.empty(k, dtype=torch.long)
+    rank[torch.argsort(cos)] = torch.arange(k)
+    group = torch.where(rank < 9, 0, torch.where(rank < 17, 1, 2))  # 25 split into 9, 8, 8
+    assert sizes == [4] + [3] * 7
+    assert sorted(group[order[:4]].tolist()) == [0, 0, 1, 2]  # the least-aligned leftover joins bucket 0
+    for j in range(7):
+        assert sorted(group[order[4 + 3 * j: 7 + 3 * j]].tolist()) == [0, 1, 2]
+
+
+def test_scc_last_bucket_of_one_decides_with_a_large_tau_by_hand():
+    """k = 4, s = 3, centre 0: similarity groups {two least aligned}, {one}, {one}.  The authors' buckets
+    are 3 clients, then one of the two least aligned alone; with τ = 100 (no clipping) the result is that
+    one vector: m̃ = mean(bucket 0) + (x_last − mean(bucket 0)) = x_last.  Balanced: one bucket of 4,
+    m̃ = mean(x)."""
+    x = torch.tensor([[-1.0, 0.0], [-0.9, -0.1], [1.0, 0.2], [1.0, -0.2]], dtype=torch.float64)
+    center = torch.tensor([1.0, 0.0], dtype=torch.float64)  # rows 0 and 1 are the least aligned (cos < 0)
+    got = D.sequential_centered_clip(x, center, t=2, generator=_gen(), tau=100.0, s=3)
+    assert any(torch.allclose(got, x[i]) for i in (0, 1))
+    balanced = D.sequential_centered_clip(x, center, t=2, generator=_gen(), tau=100.0, s=3, balanced=True)
+    assert torch.allclose(balanced, torch.tensor([0.025, -0.025], dtype=torch.float64))  # (−1 − 0.9 + 1 + 1)/4
+    # a small τ: balanced is one CC step from the centre over all four (Eq. 6, one iteration)
+    small = D.sequential_centered_clip(x, center, t=2, generator=_gen(), tau=0.5, s=3, balanced=True)
+    assert torch.allclose(small, A.centered_clip(x, center, tau=0.5), atol=1e-12)
+
+
 def _scc_loop(x, m, buckets, tau, buck_avg, mult_ref):
     """S-CC written from its definition, one client at a time."""
     def clip(v):
