@@ -420,19 +420,22 @@ def reply_arrays(node_id: int, arrays: dict, round_: int = 1) -> Message:
     return msg
 
 
-ROBUST = [("cm", {}), ("tm", {}), ("rfa", {}), ("cc", {"tau": 1.0}), ("krum", {}), ("multikrum", {}),
-          ("s_cc", {}), ("clippedclustering", {}), ("dnc", {})]
+#: every robust rule that Flower runs (fltrust needs the server's own update, which the strategy does
+#: not compute), and the pre-aggregators in front of CC; (name, params, pre-aggregators, f)
+ROBUST = [("cm", {}, (), 2), ("tm", {}, (), 2), ("rfa", {}, (), 2), ("cc", {"tau": 1.0}, (), 2), ("krum", {}, (), 2),
+          ("multikrum", {}, (), 2), ("bulyan", {}, (), 1), ("s_cc", {}, (), 2), ("clippedclustering", {}, (), 2),
+          ("dnc", {}, (), 2), ("cc", {}, ("bucketing",), 2), ("cc", {}, ("nnm",), 2), ("cc", {}, ("arc",), 2)]
 
 
-@pytest.mark.parametrize("name,params", ROBUST, ids=[r[0] for r in ROBUST])
+@pytest.mark.parametrize("name,params,pre,f", ROBUST, ids=["+".join((*r[2], r[0])) for r in ROBUST])
 @pytest.mark.parametrize("kind", ["nan_entry", "pos_inf_entry", "all_nan"])
-def test_one_non_finite_client_never_reaches_theta_in_flower(name, params, kind):
+def test_one_non_finite_client_never_reaches_theta_in_flower(name, params, pre, f, kind):
     theta, u = data(9)
     bad = u.clone()
     where, value = {"nan_entry": (4, float("nan")), "pos_inf_entry": (4, float("inf")),
                     "all_nan": (slice(None), float("nan"))}[kind]
     bad[2, where] = value
-    strategy = fl.ByzlabStrategy(name, params=params, f=2, lr=LR, min_available_nodes=K)
+    strategy = fl.ByzlabStrategy(name, params=params, pre_aggregators=pre, f=f, lr=LR, min_available_nodes=K)
     for r in (1, 2):
         theta, metrics = one_round(strategy, theta, bad, NODES, r)
         assert torch.isfinite(theta).all()
