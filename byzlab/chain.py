@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from .kernels import column_blocks
-from .registry import NON_FINITE_POLICIES, RoundContext, Rule, check_policy
+from .registry import RoundContext, Rule, check_policy
 
 
 #: per-round diagnostics, in this order (the simulator's results columns and Flower's metric names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -225,7 +226,6 @@ def test_a_result_stored_before_the_column_reads_it_as_nan(digits, tmp_path):
     folder = res.save(tmp_path / "old")
     for name in ("history.csv", "rounds.csv"):
         p = folder / name
-        import pandas as pd
         pd.read_csv(p).drop(columns="non_finite").to_csv(p, index=False)
     back = RunResult.load(folder)
     assert list(back.history.columns) == list(res.history.columns)

@@ -86,7 +86,8 @@ from .apps import (  # noqa: E402
     run_inprocess,
 )
 from .compare import COMPARE_PROFILES, TOLERANCE, agreement, compare, figure, summary  # noqa: E402
-from .strategy import ByzlabStrategy, OmniscientAttack, from_vector, to_vector  # noqa: E402
+from .attack import OmniscientAttack  # noqa: E402
+from .strategy import ByzlabStrategy, from_vector, to_vector  # noqa: E402
 
 __all__ = ["FLWR_RANGE", "FLWR_VERSION", "ByzlabStrategy", "OmniscientAttack", "to_vector", "from_vector",
            "digits_client_app", "make_server_app", "LocalGrid", "run_inprocess", "initial_arrays", "run_flower",

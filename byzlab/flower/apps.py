@@ -16,7 +16,8 @@ from flwr.serverapp.strategy import FedAvg, Strategy
 
 from ..errors import ConfigError
 from ..registry import lookup
-from .strategy import ByzlabStrategy, OmniscientAttack, to_vector
+from .attack import OmniscientAttack
+from .strategy import ByzlabStrategy, to_vector
 
 log = logging.getLogger("byzlab.flower")
 
