@@ -78,6 +78,7 @@ class BatchedSimulation:
                     v.copy_(bufs[name][r, : self.k_b].mean(0) if v.is_floating_point() else bufs[name][r, 0])
             for r, s in enumerate(active):
                 s.finish_round(grads[r], losses[r])
+                s.threads_seen.add(torch.get_num_threads())
         dt = (time.perf_counter() - t0) / len(active)
         for s in active:
             s.elapsed += dt

@@ -24,7 +24,7 @@ PAPER_KNOBS = {"z": "ROP perturbation norm z / ALIE z", "lam": "ROP λ", "tau": 
 ENGINES = ("auto", "loop", "vmap", "fused")
 
 #: fields that do not change the numbers of a run beyond floating-point rounding (left out of its key)
-NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "progress_label")
+NON_IDENTITY_FIELDS = ("data_root", "download", "device", "engine", "threads", "progress_label")
 #: fields added after results stores existed: left out of a run's key while at their default,
 #: so the keys (and stored results) of runs that do not use them stay valid
 #: (``non_finite``: the screening of :mod:`byzlab.chain` leaves a matrix whose rows are all finite unchanged)
@@ -97,11 +97,16 @@ class RunConfig:
     eval_every, diagnostics
         Evaluation cadence in rounds (None → once per epoch) and whether the
         per-round diagnostics (Tables II–III, CC clip fraction, ‖m̃_t‖) are computed.
-    seed, device, engine, precision
+    seed, device, engine, precision, threads
         Seed of everything random; ``auto``/``cpu``/``cuda``; how client gradients
-        are computed (``auto``: ``vmap`` on CUDA; on CPU ``fused`` for the models it
-        handles, else ``loop``); ``fp32``,
-        ``tf32`` or ``bf16`` (autocast of the forward pass, CUDA).
+        are computed (``auto``: ``vmap`` on CUDA; on CPU ``fused`` where it is
+        faster (cnn, mlp), else ``loop``); ``fp32``, ``tf32`` or ``bf16`` (autocast
+        of the forward pass); the torch threads a run computes with (default 1, as
+        the sweep's runs: ``byzlab run``, :func:`byzlab.run` and the sweep apply it
+        while the run advances, so the same config gives the same numbers at the
+        command line and in a sweep).  Engine, device and threads change a run's
+        numbers only by floating-point rounding, so they are not part of its key;
+        a result records them (:mod:`byzlab.provenance`).
     max_rounds
         Stop after this many rounds (quick looks; None → all epochs).
     root_size
@@ -147,6 +152,7 @@ class RunConfig:
     device: str = _field("auto", "auto, cpu, cuda[:N]")
     engine: str = _field("auto", "auto, loop, vmap, fused")
     precision: str = _field("fp32", "fp32, tf32, bf16")
+    threads: int = _field(1, "torch threads the run computes with (CPU)")
     max_rounds: int | None = _field(None, "stop after N rounds")
     root_size: int = _field(100, "samples of the server's root data (rules taking server_update)")
     non_finite: str = _field("drop", "non-finite reply rows: drop (screened out as Byzantine replies) or "
@@ -322,6 +328,7 @@ class RunConfig:
             _int("max_rounds", self.max_rounds, lo=1)
         _int("root_size", self.root_size, lo=1)
         _int("seed", self.seed, lo=0)
+        _int("threads", self.threads, lo=1)
         if not isinstance(self.diagnostics, bool):
             raise ConfigError(f"diagnostics: must be true or false, got {self.diagnostics!r}")
         if not isinstance(self.download, bool):

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 from . import checkpoint
 from .data import Dataset
+from .engines import threads_scope
 from .interrupts import RoundInterrupt, stop_at_round_boundaries
 from .results import RunResult
 from .simulator import Simulation
@@ -85,7 +86,8 @@ class Driver:
         target = None if rounds is None else self.t + rounds
         while not self.done and (target is None or self.t < target):
             try:
-                self.runner.advance(self._chunk(target), callback=callback)
+                with threads_scope(self.sims[0].config.threads):  # RunConfig.threads, as in the sweep
+                    self.runner.advance(self._chunk(target), callback=callback)
             except RoundInterrupt:  # the round is complete: the state of every run is consistent
                 self.save()
                 raise

@@ -7,7 +7,8 @@ clients writing into rows of one ``(n, d)`` matrix; :class:`VmapEngine`, one
 :func:`client_grad_fn` is shared with :class:`~byzlab.batched.BatchedSimulation`);
 and :class:`~byzlab.fused.FusedEngine`, one forward and one backward pass over all
 k·b samples with per-client weight gradients (the CPU default where it is faster).  :func:`choose_engine` resolves ``engine="auto"``, :func:`make_engine`
-builds one; :func:`autocast_for` and :func:`precision_scope` apply a run's ``precision``.
+builds one; :func:`autocast_for` and :func:`precision_scope` apply a run's ``precision``, :func:`threads_scope`
+its ``threads``.
 """
 from __future__ import annotations
 
@@ -141,6 +142,19 @@ def autocast_for(precision: str, device_type: str) -> Callable[[], contextlib.Ab
     if precision == "bf16":
         return lambda: torch.autocast(device_type=device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext
+
+
+@contextlib.contextmanager
+def threads_scope(threads: int) -> Iterator[None]:
+    """Within the block, torch computes with ``threads`` threads; the process's setting is restored on exit."""
+    saved = torch.get_num_threads()
+    if saved != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != saved:
+            torch.set_num_threads(saved)
 
 
 @contextlib.contextmanager

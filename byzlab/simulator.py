@@ -54,6 +54,7 @@ from .chain import DIAGNOSTIC_COLUMNS, RuleChain, call, diagnostics
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, run_model
 from .engines import autocast_for, choose_engine, make_engine, precision_scope
+from .provenance import provenance, threads_label
 from .models import build_model, sparse_mask
 from .partition import partition
 from .errors import ConfigError
@@ -162,6 +163,7 @@ class Simulation:
         self.diverged = False
         self._last_eval_t = 0
         self.elapsed = 0.0
+        self.threads_seen: set[int] = set()
         self._flip_mask = None
         if self.attack is not None and self.attack.flip_labels:
             flip = torch.zeros(self.n_compute, cfg.b, dtype=torch.bool, device=self.device)
@@ -225,6 +227,7 @@ class Simulation:
         x, y = self.sample(self.t + 1)
         with precision_scope(self.config.precision):
             grads, losses = self.engine(x, y, self.n_compute, self.k_b)
+            self.threads_seen.add(torch.get_num_threads())  # provenance: the thread counts of its rounds
             self.finish_round(grads, losses)
 
     def finish_round(self, grads: torch.Tensor, losses: torch.Tensor) -> None:
@@ -324,8 +327,7 @@ class Simulation:
         rounds.insert(0, "round", range(1, n + 1))
         meta = {
             "format": FORMAT_VERSION,
-            "device": str(self.device),
-            "engine": self.engine_name,
+            **provenance(self.engine_name, self.config.precision, self.device, threads_label(self.threads_seen)),
             "d": self.d,
             "rounds_per_epoch": self.rounds_per_epoch,
             "total_rounds": self.total_rounds,
@@ -356,6 +358,7 @@ class Simulation:
             "diverged": self.diverged,
             "last_eval_t": self._last_eval_t,
             "elapsed": self.elapsed,
+            "threads_seen": sorted(self.threads_seen),
         }
 
     def load_state_dict(self, state: dict, *, strict_config: bool = True) -> None:
@@ -384,6 +387,7 @@ class Simulation:
         self.diverged = state["diverged"]
         self._last_eval_t = state["last_eval_t"]
         self.elapsed = state["elapsed"]
+        self.threads_seen = set(state.get("threads_seen", ()))
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Write the state atomically (temporary file + rename); see :mod:`byzlab.checkpoint`."""

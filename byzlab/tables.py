@@ -21,6 +21,7 @@ import pandas as pd
 from .config import RunConfig
 from .data import DATASET_SPECS
 from .errors import ConfigError
+from .provenance import COLUMNS as PROVENANCE_COLUMNS
 from .results import RunResult
 from .stats import DDOF
 
@@ -78,7 +79,8 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
 
     ``dataset, partition, attack, aggregator, beta`` are labelled as in the paper's
     Table IV (``table4_paper.csv``), so the two merge on those columns; ``cell``
-    groups the seeds of one config (see :func:`cell_key`).
+    groups the seeds of one config (see :func:`cell_key`).  The run's provenance (engine,
+    precision, threads, torch version, CPU; :mod:`byzlab.provenance`) is in its columns too.
     """
     rows = []
     for r in results:
@@ -96,6 +98,7 @@ def results_table(results: Iterable[RunResult]) -> pd.DataFrame:
             "diverged": r.diverged, "rounds": int(h["round"].iloc[-1]) if len(h) else 0,
             "seconds_per_round": r.meta.get("seconds_per_round"),
             "wall_seconds": r.meta.get("wall_seconds"),
+            **{col: r.meta.get(col) for col in PROVENANCE_COLUMNS},  # engine, precision, threads, torch, cpu
             **{f"mean_{col}": float(r.rounds[col].mean()) for col in ("cos_delta", "cos_ref_benign", "cos_ref_byz", "clip_fraction") if col in r.rounds},
             **knobs(c),
         })

@@ -54,6 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     overrides = config_overrides(args)
+    overrides.pop("threads", None)  # --threads is the sweep's own (SweepOptions.threads), set on every run
     if overrides.get("engine") in BACKENDS:  # the option's meaning before the backend had its own name
         raise ConfigError(f"engine: {overrides['engine']!r} is a backend: pass --backend {overrides['engine']} "
                           "(--engine is the runs' gradient engine: auto, loop, vmap, fused)")

@@ -259,6 +259,8 @@ def _prepare(profile: str | os.PathLike | Profile, out: str | os.PathLike | None
     else:  # rerunning a sweep started with --store keeps using that store
         root = Path(read_json(out / "sweep.json").get("store") or out / "store")
     plan = make_plan(prof, ResultStore(root), o.experiments)
+    # every run computes with the sweep's threads and records them (RunConfig.threads, not part of its key)
+    plan.todo[:] = [c.replace(threads=o.threads) for c in plan.todo]
     workers = o.workers
     if workers is None:
         on_cuda = bool(plan.configs) and resolve_device(plan.configs[0].device).type == "cuda"

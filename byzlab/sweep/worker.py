@@ -46,11 +46,8 @@ def load_plugins(plugins: Iterable[str]) -> None:
 
 
 def _finish(result, t0: float, start: int, sim, batch: int = 1) -> Any:
-    import torch
-
     result.meta.update(wall_seconds=(time.perf_counter() - t0) / batch, rounds_computed=sim.t - start,
-                       resumed_from_round=start, threads=torch.get_num_threads(), host=platform.node(),
-                       batch=batch)
+                       resumed_from_round=start, host=platform.node(), batch=batch)
     return result
 
 
