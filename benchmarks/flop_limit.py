@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
@@ -35,6 +34,7 @@ import torch
 import byzlab
 from byzlab.data import Dataset, load_dataset
 from byzlab.errors import ConfigError
+from byzlab.provenance import cpu_model
 
 MODELS = {  # model -> (data set, stand-in shape and classes when the data set is not on disk)
     "cnn": ("mnist5k", None),
@@ -43,17 +43,6 @@ MODELS = {  # model -> (data set, stand-in shape and classes when the data set i
 }
 SETTING = dict(k=25, k_m=5, b=32, attack="rop", aggregator="cc", tau=1.0, beta=0.9, seed=0, eval_every=10_000)
 ENGINES = ("loop", "vmap", "fused")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_rate(sizes=(512, 1024, 2048), reps: int = 5) -> float:
