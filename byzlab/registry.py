@@ -95,8 +95,9 @@ class RoundContext:
         rules that trust the server's direction (FLTrust).  Asking for it makes
         the server train each round; ``None`` otherwise.
     aggregate
-        Attacks only: the server's configured rule (pre-aggregators, then the
-        aggregator) as a function of a trial ``(k, d)`` matrix, evaluated on
+        Attacks only: the server's configured rule (its screening of non-finite
+        rows, pre-aggregators, then the aggregator: :mod:`byzlab.chain`) as a
+        function of a trial ``(k, d)`` matrix, evaluated on
         copies of the rules' states and of the RNG, so calling it changes
         nothing — what an omniscient, defence-aware attacker can simulate
         (adaptive attacks).  Each call costs one aggregation.

@@ -87,10 +87,14 @@ def test_every_aggregator_stays_finite_with_untrusted_rows(name):
         assert torch.isfinite(seen).all()
         good = ~bad
         torch.testing.assert_close(seen[good], x[good])  # finite rows untouched
-        if chain.fill == "mean":  # screened rows: the mean of the finite rows, computed here on its own
-            want = x[good].double().mean(0).to(dtype)
-            for r in bad.nonzero().flatten().tolist():
-                torch.testing.assert_close(seen[r], want, rtol=1e-5, atol=1e-5)
+        # the matrix the rule must see, built here: screened rows set to the declared fill
+        filled = x.clone()
+        fill = x[good].double().mean(0).to(dtype) if chain.fill == "mean" else ctx.center
+        filled[bad] = fill
+        torch.testing.assert_close(seen, filled, rtol=1e-5, atol=1e-5)
+        # ... and the aggregate is the rule itself on that matrix (same RNG state, fresh state dict)
+        want = chain.aggregator(filled, chain.params, ctx_for(k, d, f, dtype, seed))
+        torch.testing.assert_close(agg, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(PRE_AGGREGATORS))
