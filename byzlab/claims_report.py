@@ -46,7 +46,9 @@ def claims_markdown(table: pd.DataFrame, detail: pd.DataFrame, status: str = "")
             f"{v} {int((g['verdict'] == v).sum())}" for v in claims.VERDICTS) + f"; comparisons undecided: "
             f"{len(undecided)}" + (" (seeds each would need: " + ", ".join(
                 f"{r['where']} {r['higher']} vs {r['lower']}: {_seeds(r['seeds_needed'])}"
-                for _, r in undecided.iterrows()) + ")" if len(undecided) else "") + ".", "",
+                for _, r in undecided.iterrows()) + ")" if 0 < len(undecided) <= 6 else
+                " (the seeds each would need: last column of the comparisons below)" if len(undecided) else "")
+            + ".", "",
             "| claim | ALIE z | verdict | holds / not / undecided / unstable / not run | seeds | seeds needed |",
             "|---|---|---|---|---|---|"]
         for _, r in g.iterrows():
