@@ -613,3 +613,21 @@ def test_a_plugin_rule_declaring_a_clip_radius_reports_the_clip_fraction():
         assert "clip_fraction" not in plain
     finally:
         AGGREGATORS.pop("_flower_clip", None)
+
+
+def test_the_attack_chooses_its_nodes_once_the_strategy_has_waited_for_them():
+    class Arriving(NodesGrid):
+        """Nodes that connect one at a time, as SuperNodes do while a deployment starts."""
+
+        def __init__(self, node_ids):
+            super().__init__(node_ids)
+            self.calls = 0
+
+        def get_node_ids(self):
+            self.calls += 1
+            return list(self.contexts)[: min(len(self.contexts), self.calls)]
+
+    strategy = fl.ByzlabStrategy("cc", lr=LR, min_available_nodes=4, min_train_nodes=4, node_timeout=30)
+    attack = fl.OmniscientAttack(strategy, "ipm", num_byzantine=2, lr=LR)
+    msgs = list(attack.configure_train(1, arrays_of(torch.zeros(D)), ConfigRecord(), Arriving([1, 2, 3, 4])))
+    assert len(msgs) == 4 and attack.byzantine == [3, 4]

@@ -87,8 +87,10 @@ class OmniscientAttack(Strategy):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self.byzantine = self._choose(grid)
+        # the wrapped strategy first: it waits for its nodes (ByzlabStrategy: node_timeout), then the
+        # Byzantine ones are chosen among the nodes connected
         messages = list(self.strategy.configure_train(server_round, arrays, config, grid))
+        self.byzantine = self._choose(grid)
         self.lr = _lr_of(messages, self.configrecord_key, self.lr)
         self._prev_theta, self._theta, self._like = self._theta, to_vector(arrays), arrays
         return messages
