@@ -19,8 +19,14 @@ same process on the same cores.  ResNet-20 uses random data of CIFAR-10's shape
 real data set is not on disk.  Engines the checkout does not know are skipped,
 so the script runs unchanged on an older commit (before/after).
 
-    python benchmarks/flop_limit.py --threads 1
-    python benchmarks/flop_limit.py --threads 2 --models cnn,mlp --markdown out.md
+    python benchmarks/flop_limit.py --threads 1 --json benchmarks/results/flop_limit-1t.json
+    python benchmarks/flop_limit.py --threads 2 --models cnn,mlp --json benchmarks/results/flop_limit-2t.json
+    python benchmarks/flop_limit.py --render benchmarks/results/flop_limit-*.json --readme README.md benchmarks/RESULTS.md
+
+``--render`` summarises saved invocations (each a ``--json`` file) in one table: per
+label, thread count, model and engine, the min / median / max over invocations of
+each invocation's median, on the CPU-time clock; ``--readme`` writes that table into
+the README between its ``flop-limit`` markers.
 """
 from __future__ import annotations
 
@@ -45,18 +51,34 @@ SETTING = dict(k=25, k_m=5, b=32, attack="rop", aggregator="cc", tau=1.0, beta=0
 ENGINES = ("loop", "vmap", "fused")
 
 
-def matmul_rate(sizes=(512, 1024, 2048), reps: int = 5) -> float:
-    """The best fp32 matmul rate (GFLOP/s) over a few square sizes."""
-    best = 0.0
+class Clock:
+    """Wall time and this process's CPU time (all its threads) of a block, per thread."""
+
+    def __init__(self):
+        self.threads = torch.get_num_threads()
+
+    def __enter__(self):
+        self.w0, self.c0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.w0
+        self.cpu = (time.process_time() - self.c0) / self.threads  # CPU seconds per thread
+
+
+def matmul_rate(sizes=(512, 1024, 2048), reps: int = 5) -> dict:
+    """The best fp32 matmul rate (GFLOP/s) over a few square sizes, by wall and by CPU time per thread."""
+    best = {"wall": 0.0, "cpu": 0.0}
     for n in sizes:
         a, b = torch.randn(n, n), torch.randn(n, n)
         a @ b
         inner = max(1, int(2e9 // (2 * n ** 3)))
         for _ in range(reps):
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                a @ b
-            best = max(best, 2 * n ** 3 * inner / (time.perf_counter() - t0) / 1e9)
+            with Clock() as c:
+                for _ in range(inner):
+                    a @ b
+            for kind in best:
+                best[kind] = max(best[kind], 2 * n ** 3 * inner / getattr(c, kind) / 1e9)
     return best
 
 
@@ -106,24 +128,46 @@ def make_sims(model: str, data: Dataset, engines) -> dict:
     return sims
 
 
-def measure(model: str, rounds: int, warmup: int, reps: int, engines) -> dict:
+def measure(model: str, rounds: int, warmup: int, reps: int, engines, profile_rounds: int = 0) -> dict:
     data = dataset_for(model)
     sims = make_sims(model, data, engines)
     flops = round_flops(next(iter(sims.values())))
     for sim in sims.values():
         for _ in range(warmup):
             sim.step()
-    blocks = {e: [] for e in sims}
+    blocks = {kind: {e: [] for e in sims} for kind in ("wall", "cpu")}
     for _ in range(reps):  # engines interleaved, one block of rounds each in turn
         for e, sim in sims.items():
-            ts = []
+            ts = {"wall": [], "cpu": []}
             for _ in range(rounds):
-                t0 = time.perf_counter()
-                sim.step()
-                ts.append(time.perf_counter() - t0)
-            blocks[e].append(statistics.median(ts))
-    return {"model": model, "data": data.name, "flops": flops, "d": next(iter(sims.values())).d,
-            "blocks": blocks, "setup": {e: s.setup_seconds for e, s in sims.items()}}
+                with Clock() as c:
+                    sim.step()
+                ts["wall"].append(c.wall)
+                ts["cpu"].append(c.cpu)
+            for kind in ts:
+                blocks[kind][e].append(statistics.median(ts[kind]))
+    out = {"model": model, "data": data.name, "flops": flops, "d": next(iter(sims.values())).d,
+           "blocks": blocks, "setup": {e: s.setup_seconds for e, s in sims.items()}}
+    if profile_rounds:
+        out["profile"] = {e: kernel_profile(sim, profile_rounds) for e, sim in sims.items()}
+    return out
+
+
+def kernel_profile(sim, rounds: int, top: int = 10) -> list[dict]:
+    """The operators that take a round's time: self CPU ms per round, share, and GFLOP/s where counted."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        for _ in range(rounds):
+            sim.step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = []
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        us = e.self_cpu_time_total
+        rows.append({"op": e.key, "ms_per_round": us / 1e3 / rounds, "share": us / total,
+                     "gflops": (e.flops / (us * 1e3)) if e.flops and us else None})
+    return rows
 
 
 def main() -> None:
@@ -135,30 +179,111 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="timed blocks per engine (interleaved)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--label", default="")
+    ap.add_argument("--profile", type=int, default=0, metavar="ROUNDS",
+                    help="also profile ROUNDS rounds per engine: the operators taking the time, their GFLOP/s")
     ap.add_argument("--json", default=None, help="also write every number to this file")
+    ap.add_argument("--render", nargs="+", default=None, metavar="JSON", help="summarise saved invocations")
+    ap.add_argument("--readme", nargs="+", default=None, metavar="FILE",
+                    help="with --render: rewrite the flop-limit block of these files")
     args = ap.parse_args()
+    if args.render:
+        text = summary([json.load(open(f)) for f in args.render])
+        print(text)
+        for path in args.readme or ():
+            write_block(path, text)
+        return
     torch.set_num_threads(args.threads)
     engines = args.engines.split(",")
     rate0 = matmul_rate()
-    results = [measure(m, args.rounds, args.warmup, args.reps, engines) for m in args.models.split(",")]
-    rate = max(rate0, matmul_rate())
+    results = [measure(m, args.rounds, args.warmup, args.reps, engines, args.profile)
+               for m in args.models.split(",")]
+    rate1 = matmul_rate()
+    rate = {kind: max(rate0[kind], rate1[kind]) for kind in rate0}
     info = {"label": args.label, "date": time.strftime("%Y-%m-%d", time.gmtime()), "cpu": cpu_model(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_gflops": rate,
             "results": results}
-    print(f"{args.label}  {info['date']}, {info['cpu']}, torch {info['torch']}, {info['threads']} thread(s): "
-          f"best fp32 matmul {rate:.0f} GFLOP/s")
-    print("| model | GFLOP/round | FLOP limit (ms) | engine | ms/round min / median / max | ÷ limit (median) | first round (s) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        limit = r["flops"] / (rate * 1e9)
-        for e, b in r["blocks"].items():
-            ms = [1e3 * t for t in b]
-            print(f"| {r['model']} | {r['flops'] / 1e9:.2f} | {1e3 * limit:.1f} | {e} | "
-                  f"{min(ms):.1f} / {statistics.median(ms):.1f} / {max(ms):.1f} | "
-                  f"{statistics.median(b) / limit:.2f} | {r['setup'][e]:.1f} |")
+    print(table(info))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(info, f, indent=1)
+
+
+def table(info: dict) -> str:
+    """The markdown table of one invocation: per model and engine, ms per round and its multiple of the limit.
+
+    Two clocks: wall time, and this process's CPU time per thread (on a machine shared with
+    other jobs, CPU time leaves out the time the process waited for a core; both the round
+    and the matmul rate are measured on the same clock).
+    """
+    rate = info["matmul_gflops"]
+    lines = [f"{info['label']}  {info['date']}, {info['cpu']}, torch {info['torch']}, {info['threads']} thread(s): "
+             f"best fp32 matmul {rate['wall']:.0f} GFLOP/s (wall), {rate['cpu']:.0f} (CPU time)",
+             "| model | GFLOP/round | engine | wall ms/round min / median / max | ÷ FLOP limit (wall) "
+             "| CPU ms/round min / median / max | ÷ FLOP limit (CPU time) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in info["results"]:
+        for e in r["blocks"]["wall"]:
+            cells = []
+            for kind in ("wall", "cpu"):
+                b = r["blocks"][kind][e]
+                limit = r["flops"] / (rate[kind] * 1e9)
+                cells.append(f"{1e3 * min(b):.1f} / {1e3 * statistics.median(b):.1f} / {1e3 * max(b):.1f} | "
+                             f"{statistics.median(b) / limit:.2f}")
+            lines.append(f"| {r['model']} | {r['flops'] / 1e9:.2f} | {e} | {cells[0]} | {cells[1]} |")
+    for r in info["results"]:
+        for e, rows in r.get("profile", {}).items():
+            lines += ["", f"{r['model']}, engine {e}: operators by self CPU time (profiler, {info['threads']} thread(s))",
+                      "| operator | ms/round | share | GFLOP/s |", "|---|---|---|---|"]
+            lines += [f"| `{x['op']}` | {x['ms_per_round']:.1f} | {100 * x['share']:.0f} % | "
+                      f"{'' if x['gflops'] is None else format(x['gflops'], '.0f')} |" for x in rows]
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- flop-limit:begin -->", "<!-- flop-limit:end -->"
+
+
+def summary(infos: list[dict]) -> str:
+    """One table over several invocations, both clocks: min / median / max of their medians."""
+    groups: dict = {}
+    for info in infos:
+        for r in info["results"]:
+            for e in r["blocks"]["cpu"]:
+                g = groups.setdefault((info["label"], info["threads"], r["model"], e),
+                                      {"wall": [], "cpu": [], "xwall": [], "xcpu": [], "r": r})
+                for kind in ("wall", "cpu"):
+                    b = r["blocks"][kind][e]
+                    g[kind].append(1e3 * statistics.median(b))
+                    g["x" + kind].append(statistics.median(b) / (r["flops"] / (info["matmul_gflops"][kind] * 1e9)))
+    first = infos[0]
+    dates = sorted({i["date"] for i in infos})
+    lines = [f"{', '.join(dates)}; {first['cpu']}; torch {first['torch']}; "
+             f"`python benchmarks/flop_limit.py` ({len(infos)} invocations, `--render`). "
+             "FLOP limit = the round's forward + backward FLOPs (`torch.utils.flop_counter` on the round's "
+             "own batch) ÷ the best fp32 matmul rate of the same invocation, both on the same clock: wall "
+             "time, and the process's CPU time per thread (on a shared machine it leaves out the waits "
+             "for a core; at 2 threads it counts a thread's spinning while the other waits, so read the "
+             "wall clock there); min / median / max over invocations of each one's median round.", "",
+             "| checkout | threads | model | GFLOP/round | engine | wall ms/round | ÷ limit (wall) "
+             "| CPU ms/round | ÷ limit (CPU time) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (label, threads, model, e), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0] != "before", kv[0][3])):
+        cells = []
+        for key, fmt in (("wall", ".0f"), ("xwall", ".2f"), ("cpu", ".0f"), ("xcpu", ".2f")):
+            v = sorted(g[key])
+            cells.append(" / ".join(format(a, fmt) for a in (v[0], statistics.median(v), v[-1])))
+        lines.append(f"| {label} | {threads} | {model} | {g['r']['flops'] / 1e9:.2f} | {e} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def write_block(path: str, text: str) -> None:
+    """Replace the text between the flop-limit markers of ``path``."""
+    with open(path) as f:
+        doc = f.read()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} block")
+    head, rest = doc.split(BEGIN, 1)
+    with open(path, "w") as f:
+        f.write(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
 
 
 if __name__ == "__main__":
