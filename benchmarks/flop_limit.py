@@ -19,9 +19,9 @@ same process on the same cores.  ResNet-20 uses random data of CIFAR-10's shape
 real data set is not on disk.  Engines the checkout does not know are skipped,
 so the script runs unchanged on an older commit (before/after).
 
-    python benchmarks/flop_limit.py --threads 1 --json benchmarks/results/flop_limit-1t.json
-    python benchmarks/flop_limit.py --threads 2 --models cnn,mlp --json benchmarks/results/flop_limit-2t.json
-    python benchmarks/flop_limit.py --render benchmarks/results/flop_limit-*.json --readme README.md benchmarks/RESULTS.md
+    python benchmarks/flop_limit.py --threads 1 --json benchmarks/measured/flop_limit-1t.json
+    python benchmarks/flop_limit.py --threads 2 --models cnn,mlp --json benchmarks/measured/flop_limit-2t.json
+    python benchmarks/flop_limit.py --render benchmarks/measured/flop_limit-*.json --readme README.md benchmarks/RESULTS.md
 
 ``--render`` summarises saved invocations (each a ``--json`` file) in one table: per
 label, thread count, model and engine, the min / median / max over invocations of
