@@ -252,8 +252,13 @@ def _cmd(args: argparse.Namespace) -> int:
             if not more:
                 break
             print(f"byzlab claims: {len(more)} further runs for the undecided comparisons", file=sys.stderr)
-            computed += len(more)
             job.run(more, **sweep)
+            stored = sum(job.store.contains(c) for c in more)
+            computed += stored
+            if not stored:  # the runs failed (see the store's .errors/): asking again would loop
+                print(f"byzlab claims: none of the {len(more)} runs could be stored; see {job.store.root}/.errors",
+                      file=sys.stderr)
+                break
             results, curves, detail, table = job.judge()
     wall = time.monotonic() - t0
     undecided = int((detail["verdict"] == stats.UNDECIDED).sum())
