@@ -393,7 +393,8 @@ def test_bad_parameters_are_one_line_errors(agg, params, msg):
 
 
 def test_registered_defaults():
-    assert AGGREGATORS["s_cc"].params == {"tau": 1.0, "s": 3, "buck_avg": False, "mult_ref": False}
+    assert AGGREGATORS["s_cc"].params == {"tau": 1.0, "s": 3, "buck_avg": False, "mult_ref": False,
+                                           "balanced": False}
     assert AGGREGATORS["dnc"].params == {"niters": 1, "c": 1.0, "sub_dim": 10000}
     assert AGGREGATORS["clippedclustering"].params == {"linkage": "average"}
     assert AGGREGATORS["fltrust"].params == {} and AGGREGATORS["fltrust"].context == ("server_update",)
