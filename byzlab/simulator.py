@@ -90,16 +90,7 @@ class Simulation:
         # the crop padding value, on the device once (a host value would be copied every round)
         self._pad_fill = torch.as_tensor(data.pad_value, dtype=self.data.x_train.dtype).to(self.device)
 
-        # model, with its parameters as views into the flat vector θ
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            model = build_model(run_model(cfg.model, data), data.num_classes, data.input_shape, norm=cfg.norm)
-        self.model = model.to(self.device).train()
-        self.theta = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
-        off = 0
-        for p in self.model.parameters():
-            p.data = self.theta[off: off + p.numel()].view_as(p)
-            off += p.numel()
+        self.model, self.theta = self._build_model(cfg, data)
         self.d = self.theta.numel()
 
         # clients: benign are 0..k_b-1, Byzantine k_b..k-1
@@ -116,21 +107,7 @@ class Simulation:
         self.n_compute = cfg.n_compute
 
         n_train = data.y_train.shape[0]
-        parts = partition(data.y_train.cpu().numpy(), self.k, cfg.partition, alpha=cfg.alpha, seed=cfg.seed)
-        shard_list = parts[: self.k if byz_data else self.k_b]
-        if cfg.server_trains:  # the server's root data: root_size training samples drawn at random
-            if cfg.root_size > n_train:
-                raise ConfigError(f"root_size: must be <= {n_train} (training samples of {cfg.dataset}), "
-                                  f"got {cfg.root_size}")
-            root_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
-            shard_list = [*shard_list, torch.randperm(n_train, generator=root_gen)[: cfg.root_size].numpy()]
-        self.shard_sizes = torch.tensor([len(p) for p in shard_list], device=self.device)
-        max_n = int(self.shard_sizes.max())
-        shards = torch.zeros(self.n_compute, max_n, dtype=torch.long)
-        for i, p in enumerate(shard_list):
-            shards[i, : len(p)] = torch.as_tensor(p)
-        self.shards = shards.to(self.device)
-        self.partition = parts
+        self._build_shards(cfg, data, byz_data)
         self.schedule = cfg.schedule(n_train)
         self.rounds_per_epoch = self.schedule.rounds_per_epoch
         self.total_rounds = self.schedule.total_rounds
@@ -169,6 +146,39 @@ class Simulation:
             flip = torch.zeros(self.n_compute, cfg.b, dtype=torch.bool, device=self.device)
             flip[self.k_b: self.k] = True  # the Byzantine clients' rows, never the server's
             self._flip_mask = flip.view(-1)
+
+    # ------------------------------------------------------------------ construction
+    def _build_model(self, cfg: RunConfig, data: Dataset) -> tuple[torch.nn.Module, torch.Tensor]:
+        """The model (initialised from ``cfg.seed``) and θ, one flat vector its parameters are views into."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = build_model(run_model(cfg.model, data), data.num_classes, data.input_shape, norm=cfg.norm)
+        model = model.to(self.device).train()
+        theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        off = 0
+        for p in model.parameters():
+            p.data = theta[off: off + p.numel()].view_as(p)
+            off += p.numel()
+        return model, theta
+
+    def _build_shards(self, cfg: RunConfig, data: Dataset, byz_data: bool) -> None:
+        """``partition`` (the k clients' sample indices) and the computing clients' shards as one padded
+        ``(n_compute, max shard)`` index matrix with ``shard_sizes``; the server's root data last."""
+        n_train = data.y_train.shape[0]
+        parts = partition(data.y_train.cpu().numpy(), self.k, cfg.partition, alpha=cfg.alpha, seed=cfg.seed)
+        shard_list = parts[: self.k if byz_data else self.k_b]
+        if cfg.server_trains:  # the server's root data: root_size training samples drawn at random
+            if cfg.root_size > n_train:
+                raise ConfigError(f"root_size: must be <= {n_train} (training samples of {cfg.dataset}), "
+                                  f"got {cfg.root_size}")
+            root_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
+            shard_list = [*shard_list, torch.randperm(n_train, generator=root_gen)[: cfg.root_size].numpy()]
+        self.shard_sizes = torch.tensor([len(p) for p in shard_list], device=self.device)
+        shards = torch.zeros(self.n_compute, int(self.shard_sizes.max()), dtype=torch.long)
+        for i, p in enumerate(shard_list):
+            shards[i, : len(p)] = torch.as_tensor(p)
+        self.shards = shards.to(self.device)
+        self.partition = parts
 
     # ------------------------------------------------------------------ helpers
     @property
