@@ -40,7 +40,10 @@ from .experiments import Profile, load_profile
 from .interrupts import interrupt_on_signals
 from .showcase import machine
 from .store import ResultStore
-from .sweep import BACKENDS, parse_seeds, run_sweep
+from .options import add_field_options, given
+from .sweep import run_sweep
+from .sweep.cli import SHARED
+from .sweep.runner import SweepOptions
 from .tables import (aggregator_label, attack_label, cell_key, curves_table, partition_label, read_curves,
                      read_results, results_table)
 
@@ -48,6 +51,8 @@ from .tables import (aggregator_label, attack_label, cell_key, curves_table, par
 SETTINGS = ("decay", "constant")
 #: files written beside each other in ``<out>/claims`` and in ``--export``
 OUTPUTS = ("results.csv", "curves.csv", "comparisons.csv", "claims.csv", "claims.md", "status.txt")
+#: ``byzlab sweep``'s options that ``byzlab claims`` takes (it always resumes: no --resume)
+SWEEP_OPTIONS = tuple(o for o in SHARED if o != "resume")
 
 
 def setting_id(cfg: RunConfig) -> str:
@@ -211,22 +216,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="claims_mlp", help="a claims profile (claims_mlp, claims_cnn) or .yaml")
     p.add_argument("--out", default=None, help="output folder (default sweeps/<profile>)")
-    p.add_argument("--store", default=None, help="results store (default <out>/store)")
     p.add_argument("--table", action="append", default=[], metavar="CSV",
                    help="a results table (with curves.csv beside it) holding runs of this profile; repeatable")
     p.add_argument("--setting", action="append", choices=SETTINGS, default=None,
                    help="only this schedule: decay (the paper's, ×0.1 at 75 %%) or constant η; repeatable")
-    p.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST", help="seeds replacing the profile's")
     p.add_argument("--until-decided", action="store_true", help="add seeds to the undecided comparisons")
     p.add_argument("--max-seeds", type=int, default=10, help="at most this many seeds per cell (10)")
     p.add_argument("--no-run", action="store_true", help="compute nothing: tables from what is stored")
-    p.add_argument("--backend", choices=BACKENDS, default="local", help="local processes (default) or Ray")
-    p.add_argument("--address", default=None, help="Ray cluster address")
-    p.add_argument("--workers", type=int, default=None, help="runs at once (default: CPU cores)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
     p.add_argument("--export", default=None, metavar="DIR", help="copy the small tables and claims.md here")
     p.add_argument("--readme", default=None, help="a README whose claims blocks are rewritten (needs --export)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    # the options shared with ``byzlab sweep``, declared once (SweepOptions); --store is the results store,
+    # --seeds the profile's own seeds (the further seeds of --until-decided come on top)
+    add_field_options(p.add_argument_group("running (as byzlab sweep)"), SweepOptions, only=SWEEP_OPTIONS)
     p.set_defaults(func=_cmd)
     return p
 
@@ -236,10 +237,12 @@ def _cmd(args: argparse.Namespace) -> int:
         raise ConfigError("readme: needs --export DIR (the README links the exported tables)")
     name = Path(str(args.profile)).stem
     out = Path(args.out or Path("sweeps") / name)
-    job = Claims(args.profile, out, store=args.store, settings=args.setting or SETTINGS,
-                 max_seeds=args.max_seeds if args.until_decided else None, tables=args.table, seeds=args.seeds)
-    sweep = {"backend": args.backend, "address": args.address, "workers": args.workers, "threads": args.threads,
-             "progress": not args.quiet, "print_fn": lambda line: print(line, file=sys.stderr)}
+    sweep = given(args, SweepOptions)
+    SweepOptions(**sweep).checked()  # a bad value fails here, in one line, before any table is read
+    store, seeds = sweep.pop("store", None), sweep.pop("seeds", None)
+    job = Claims(args.profile, out, store=store, settings=args.setting or SETTINGS,
+                 max_seeds=args.max_seeds if args.until_decided else None, tables=args.table, seeds=seeds)
+    sweep["print_fn"] = lambda line: print(line, file=sys.stderr)
     t0, computed = time.monotonic(), 0
     with interrupt_on_signals():
         if not args.no_run:

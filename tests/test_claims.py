@@ -486,7 +486,9 @@ def test_claims_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     for argv, message in ((["--until-decided", "--max-seeds", "1"], "max_seeds: must be an integer >= 2, got 1"),
                           (["--readme", "README.md"], "readme: needs --export DIR"),
                           (["--table", str(tmp_path / "nope.csv")], "table: file not found: "),
-                          (["--profile", "nope"], "profile: unknown 'nope'")):
+                          (["--profile", "nope"], "profile: unknown 'nope'"),
+                          (["--threads", "0"], "threads: must be"),
+                          (["--workers", "-1"], "workers: must be an integer >= 0, got -1")):
         assert main(["claims", "--out", str(tmp_path / "o"), "--no-run", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"byzlab: error: {message}") and err.count("\n") == 1, err
