@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 import torch
 
 import byzlab  # noqa: F401  (registers every rule)
-from byzlab.registry import AGGREGATORS, ATTACKS, RoundContext
+from byzlab.core.registry import AGGREGATORS, ATTACKS, RoundContext
 
 D, K, K_M = 431_080, 25, 5
 

@@ -56,13 +56,13 @@ import torch.nn.functional as F
 
 import byzlab
 from byzlab import RunConfig, Simulation
-from byzlab import aggregators as A
-from byzlab import kernels
-from byzlab.batched import BatchedSimulation
-from byzlab.chain import diagnostics
-from byzlab.data import DATASET_SPECS, Dataset, run_model
-from byzlab.models import build_model, sparse_mask
-from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext
+from byzlab.core import aggregators as A
+from byzlab.core import kernels
+from byzlab.core.batched import BatchedSimulation
+from byzlab.core.chain import diagnostics
+from byzlab.core.data import DATASET_SPECS, Dataset, run_model
+from byzlab.core.models import build_model, sparse_mask
+from byzlab.core.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive import PerClientLoop  # noqa: E402
@@ -196,8 +196,8 @@ def train_flops_per_sample(spec: ModelSpec) -> float:
 
 def paper_sweep() -> dict[str, dict]:
     """Distinct runs of the paper profile per model, split by how many clients compute gradients."""
-    from byzlab.batched import batch_key
-    from byzlab.experiments import load_profile
+    from byzlab.core.batched import batch_key
+    from byzlab.running.experiments import load_profile
 
     out: dict[str, dict] = {}
     for cfg in load_profile("paper").configs():
@@ -236,7 +236,7 @@ def rule_tables(spec: ModelSpec, device: torch.device, timer: Timer, n: int, mod
         out["attacks"][name] = timer.per_call(call(rule, benign), n)
 
     # exact alternatives (plain textbook forms, and the CPU kernels forced on any device)
-    def network(cuts, take):  # the CPU kernels of byzlab.kernels, forced on any device
+    def network(cuts, take):  # the CPU kernels of byzlab.core.kernels, forced on any device
         net = kernels.rank_network(K, cuts)
         return lambda: torch.cat([take(kernels.apply_rank_network_(x[:, sl].clone(), net)) for sl in kernels.column_blocks(x)])
     alts = {

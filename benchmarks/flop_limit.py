@@ -38,9 +38,9 @@ import time
 import torch
 
 import byzlab
-from byzlab.data import Dataset, load_dataset
-from byzlab.errors import ConfigError
-from byzlab.provenance import cpu_model
+from byzlab.core.data import Dataset, load_dataset
+from byzlab.core.errors import ConfigError
+from byzlab.core.provenance import cpu_model
 
 MODELS = {  # model -> (data set, stand-in shape and classes when the data set is not on disk)
     "cnn": ("mnist5k", None),

@@ -26,13 +26,13 @@ the simulator's machinery:
   and steps θ_t = θ_{t−1} − η_t m̃_t (line 14);
 * the server's BatchNorm running statistics are the mean of the *benign*
   clients' statistics after their step (the simulator's convention, see the
-  docstring of :mod:`byzlab.simulator`); they never enter θ.
+  docstring of :mod:`byzlab.core.simulator`); they never enter θ.
 
 Batch sampling follows the simulator's specification (the same random draws
 from one ``torch.Generator`` seeded with ``seed``), re-implemented here client
 by client:
 
-* shards: ``byzlab.data.partition(y_train, k, kind, alpha, seed)``; only the
+* shards: ``byzlab.core.data.partition(y_train, k, kind, alpha, seed)``; only the
   k_b benign clients compute (the three attacks here are omniscient and need no
   Byzantine data);
 * rounds per epoch R = max(1, ⌊⌊N/k⌋ / b⌋); at the first round of every epoch
@@ -46,12 +46,12 @@ by client:
   ``pad_value``, cropped at (top, left) and mirrored left–right if its bit is 1;
 * η_t = lr, times ``lr_decay`` from epoch ⌊lr_decay_at · epochs⌋ on (0-based).
 
-Dependencies on byzlab: only :class:`byzlab.data.Dataset` (the container of the
-tensors) and :func:`byzlab.data.partition` (which client holds which samples);
-the model is passed in (the test builds it with :func:`byzlab.models.build_model`,
+Dependencies on byzlab: only :class:`byzlab.core.data.Dataset` (the container of the
+tensors) and :func:`byzlab.core.data.partition` (which client holds which samples);
+the model is passed in (the test builds it with :func:`byzlab.core.models.build_model`,
 the architecture is not what the reference checks).  Nothing is taken from
-``byzlab.aggregators``, ``byzlab.attacks``, the registries or the simulator
-(importing ``byzlab.data`` loads the package, but none of those is called).
+``byzlab.core.aggregators``, ``byzlab.core.attacks``, the registries or the simulator
+(importing ``byzlab.core.data`` loads the package, but none of those is called).
 No weight decay, no pre-aggregators, fp32/fp64 only (whatever dtype the model
 and data have).
 
@@ -68,8 +68,8 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from byzlab.data import Dataset
-from byzlab.partition import partition
+from byzlab.core.data import Dataset
+from byzlab.core.partition import partition
 
 ATTACKS = ("rop", "alie", "ipm")
 AGGREGATORS = ("cc", "tm", "rfa")
@@ -140,7 +140,7 @@ class PerClientLoop:
     """Algorithm 1 with a model copy per benign client; :meth:`step` is one round.
 
     ``model`` is the server model at θ_0 (it is trained in place); ``data`` a
-    :class:`~byzlab.data.Dataset`.  ``attack`` ∈ {rop, alie, ipm},
+    :class:`~byzlab.core.data.Dataset`.  ``attack`` ∈ {rop, alie, ipm},
     ``aggregator`` ∈ {cc, tm, rfa}.  ``z`` is ROP's z (default 1) or ALIE's z
     (default z^max of Eq. 3); ``f`` is TM's trim count (default k_m).
     """

@@ -25,7 +25,7 @@ import torch
 
 import byzlab
 from byzlab import RunConfig
-from byzlab.data import load_dataset
+from byzlab.core.data import load_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,8 @@ import time
 import torch
 
 import byzlab
-from byzlab.batched import BatchedSimulation
-from byzlab.data import load_dataset
+from byzlab.core.batched import BatchedSimulation
+from byzlab.core.data import load_dataset
 
 SETTINGS = {
     "rop+cc": dict(attack="rop", aggregator="cc", tau=0.1),

@@ -1,4 +1,4 @@
-"""What the screening of non-finite reply rows (``non_finite="drop"``, byzlab.chain) costs per round.
+"""What the screening of non-finite reply rows (``non_finite="drop"``, byzlab.core.chain) costs per round.
 
 One process, the paper's cnn on mnist5k (k = 25, k_m = 5, b = 32, β = 0.9): for each
 setting two simulations that differ only in the policy — ``propagate`` (the rules see
@@ -6,7 +6,7 @@ the matrix as it is: the path before the screening existed) and ``drop`` — ste
 turn, the order alternating every round, so both see the same load.  Times are the
 process's CPU time (all threads), not wall time.  Reported: the median CPU ms per
 round of each over the paired rounds (min/median/max of the per-pair ratio
-drop ÷ propagate), and the screening alone (:func:`byzlab.chain.screen` on the
+drop ÷ propagate), and the screening alone (:func:`byzlab.core.chain.screen` on the
 round's ``(k, d)`` matrix into the run's buffer).
 
     python benchmarks/screening_cost.py --rounds 20
@@ -20,8 +20,8 @@ import time
 import torch
 
 import byzlab
-from byzlab.chain import screen
-from byzlab.data import load_dataset
+from byzlab.core.chain import screen
+from byzlab.core.data import load_dataset
 
 SETTINGS = {
     "rop+cc": dict(attack="rop", aggregator="cc", tau=0.1),

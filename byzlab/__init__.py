@@ -8,20 +8,14 @@ in Federated Learning" (the ROP attack against Centered Clipping).
 >>> result.history[["round", "test_accuracy", "train_loss"]]   # doctest: +SKIP
 """
 # The built-in rules, registered in one place: each of these modules registers its rules with the
-# same decorators a plug-in uses (byzlab.registry), and this package is imported before any of its
+# same decorators a plug-in uses (byzlab.core.registry), and this package is imported before any of its
 # modules, so every byzlab module sees the built-ins registered.
-from . import aggregators, attacks, attacks_adaptive, attacks_garbage, defences
-from .config import RunConfig, available
-from .registry import (
-    ConfigError,
-    register_aggregator,
-    register_attack,
-    register_pre_aggregator,
-    load_plugin,
-)
-from .results import RunResult
-from .simulator import Simulation
-from .driver import run
+from .core import aggregators, attacks, attacks_adaptive, attacks_garbage, defences
+from .core.config import RunConfig, available
+from .core.registry import ConfigError, register_aggregator, register_attack, register_pre_aggregator, load_plugin
+from .core.results import RunResult
+from .core.simulator import Simulation
+from .running.driver import run
 
 __version__ = "0.1.0"
 

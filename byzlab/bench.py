@@ -2,9 +2,9 @@
 
 >>> board = leaderboard(results("quick"))   # doctest: +SKIP
 
-A bench is a profile (:mod:`byzlab.experiments`) with one experiment, ``bench``, whose
+A bench is a profile (:mod:`byzlab.running.experiments`) with one experiment, ``bench``, whose
 grid is ``defence × attack × beta`` (plus optional ``setting`` axes: data set, partition),
-over the profile's seeds; the sweep machinery (:func:`byzlab.sweep.run_sweep`) computes
+over the profile's seeds; the sweep machinery (:func:`byzlab.running.sweep.run_sweep`) computes
 it — resumable after an interruption, local processes or Ray, one results store — and
 this module turns the tidy results table into a leaderboard and two figures.
 
@@ -20,7 +20,7 @@ Defence and attack specs (``--defence``/``--attack``)::
 pre-aggregator's parameter as ``PRE.PARAM``), ``my_rules.py:my_defence:max_norm=0.5``
 (the file is loaded with :func:`byzlab.load_plugin`, then its registered name is used);
 attacks take the same form without pre-aggregators (``rop:z=10``).  A bad spec is a
-one-line :class:`~byzlab.registry.ConfigError`.
+one-line :class:`~byzlab.core.registry.ConfigError`.
 
 Layout of ``<out>`` (besides the sweep's ``profile.yaml``, ``store/``, ``results.csv``)::
 
@@ -42,16 +42,16 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .errors import ConfigError, one_line
-from .config import NO_ATTACK, RunConfig
-from .experiments import Profile, load_profile
-from .files import write_atomic
-from .interrupts import interrupt_on_signals
-from .options import comma_list, parse_value
-from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup, plugin_path
-from .sweep import dry_run, run_sweep
-from .sweep.cli import SHARED, add_sweep_options, sweep_options
-from .stats import DDOF
+from .core.errors import ConfigError, one_line
+from .core.config import NO_ATTACK, RunConfig
+from .running.experiments import Profile, load_profile
+from .core.files import write_atomic
+from .core.interrupts import interrupt_on_signals
+from .running.options import comma_list, parse_value
+from .core.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, load_plugin, lookup, plugin_path
+from .running.sweep import dry_run, run_sweep
+from .running.sweep.cli import SHARED, add_sweep_options, sweep_options
+from .core.stats import DDOF
 
 __all__ = ["Spec", "parse_defence", "parse_attack", "defence_label", "attack_label", "bench_profile",
            "notebook_profile", "label", "results", "leaderboard", "leaderboard_display", "leaderboard_markdown", "write_outputs",
@@ -270,10 +270,10 @@ def results(profile: str | os.PathLike | Profile = "quick", *, store=None, compu
     (:func:`notebook_profile`), read from the results store.
 
     Missing runs are computed here only for profiles marked ``compute_in_notebook`` (``bench_ci``,
-    ``quick``); otherwise a one-line error counts them (see :func:`byzlab.paper.results`).
+    ``quick``); otherwise a one-line error counts them (see :func:`byzlab.analysis.paper.results`).
     """
-    from .paper import results as paper_results
-    from .tables import results_table
+    from .analysis.paper import results as paper_results
+    from .running.tables import results_table
 
     prof, experiment = notebook_profile(profile)
     runs = paper_results(prof, experiment, store=store, progress=False, compute=compute)
@@ -283,13 +283,13 @@ def results(profile: str | os.PathLike | Profile = "quick", *, store=None, compu
 def leaderboard(df: pd.DataFrame, *, ddof: int = DDOF) -> pd.DataFrame:
     """Per defence and β: the worst-case accuracy over attacks, the no-attack accuracy, the time per round.
 
-    ``df`` is a bench results table (:func:`results`, or any :func:`byzlab.tables.results_table`;
+    ``df`` is a bench results table (:func:`results`, or any :func:`byzlab.running.tables.results_table`;
     without a ``defence`` column the ``aggregator`` label is used).  Rows with attack ``none``
     are the no-attack baseline; all others are attacks.
 
     * ``worst_mean``, ``worst_std`` — the standard robustness score: for each seed the
       minimum final accuracy over the attacks, then its mean and std over seeds
-      (``ddof=1``: the sample std, byzlab's one convention, :data:`byzlab.stats.DDOF`); ``n_seeds`` seeds,
+      (``ddof=1``: the sample std, byzlab's one convention, :data:`byzlab.core.stats.DDOF`); ``n_seeds`` seeds,
       ``n_attacks`` attacks (a seed missing some attacks takes the minimum over those it has);
     * ``worst_attack`` — the attack achieving the per-seed minimum most often (ties: the one of
       lower mean accuracy), and ``worst_attack_seeds``, on how many seeds it did;
@@ -369,7 +369,7 @@ def leaderboard_markdown(board: pd.DataFrame) -> str:
 
 def write_outputs(table: pd.DataFrame, out: str | os.PathLike, *, figures: bool = True) -> pd.DataFrame:
     """``leaderboard.csv``, ``leaderboard.md`` and (``figures``) the heatmap and ranking chart in ``out``."""
-    from . import bench_plots, plots
+    from .analysis import bench_plots, plots
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -460,7 +460,7 @@ def _render_notebook(out: Path) -> bool:
     """Execute notebooks/11_bench.ipynb on the bench's runs into ``out`` (it writes the figures there too)."""
     import json
 
-    from .figures import RenderError, render
+    from .running.figures import RenderError, render
 
     store = json.loads((out / "sweep.json").read_text())["store"]
     try:

@@ -7,12 +7,12 @@
     byzlab claims --profile claims_cnn --table figures/showcase/results.csv --setting constant \\
         --until-decided --max-seeds 5 --export figures/claims_cnn --readme README.md
 
-The runs go through the sweep machinery (:func:`byzlab.sweep.run_sweep`: resumable, local processes or
+The runs go through the sweep machinery (:func:`byzlab.running.sweep.run_sweep`: resumable, local processes or
 Ray, the same results store ``<out>/store``); rerunning the command continues where it stopped.
-``--until-decided`` then repeats: judge every comparison (:mod:`byzlab.claims`), and for each one still
+``--until-decided`` then repeats: judge every comparison (:mod:`byzlab.analysis.claims`), and for each one still
 undecided with fewer than ``--max-seeds`` paired seeds, run its two cells on further seeds — up to 3 while
 fewer than 3 (two seeds' spread is too rough to plan by), else up to the seeds a decision is estimated to
-need (:func:`byzlab.stats.seeds_needed`) when that is within ``--max-seeds``; a comparison estimated to
+need (:func:`byzlab.core.stats.seeds_needed`) when that is within ``--max-seeds``; a comparison estimated to
 need more is left undecided with its estimate.  It stops when no comparison asks for seeds.
 
 ``--table``: results tables computed elsewhere (e.g. the committed showcase runs, with their
@@ -32,20 +32,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import claims, stats
-from .claims_report import claims_markdown, summary_markdown
-from .config import RunConfig
-from .errors import ConfigError
-from .experiments import Profile, load_profile
-from .interrupts import interrupt_on_signals
-from .showcase import machine
-from .store import ResultStore
-from .options import add_field_options, given
-from .sweep import run_sweep
-from .sweep.cli import SHARED
-from .sweep.runner import SweepOptions
-from .tables import (aggregator_label, attack_label, cell_key, curves_table, partition_label, read_curves,
-                     read_results, results_table)
+from .analysis import claims
+from .core import stats
+from .analysis.claims_report import claims_markdown, summary_markdown
+from .core.config import RunConfig
+from .core.errors import ConfigError
+from .running.experiments import Profile, load_profile
+from .core.interrupts import interrupt_on_signals
+from .analysis.showcase import machine
+from .running.store import ResultStore
+from .running.options import add_field_options, given
+from .running.sweep import run_sweep
+from .running.sweep.cli import SHARED
+from .running.sweep.runner import SweepOptions
+from .running.tables import (aggregator_label, attack_label, cell_key, curves_table, partition_label, read_curves,
+                             read_results, results_table)
 
 #: ``--setting``: which schedule a config follows
 SETTINGS = ("decay", "constant")

@@ -12,12 +12,12 @@ import os
 import sys
 from typing import Any, Sequence
 
-from . import checkpoint
-from .errors import ConfigError, one_line
-from .options import add_run_options, config_overrides
+from .core import checkpoint
+from .core.errors import ConfigError, one_line
+from .running.options import add_run_options, config_overrides
 
 #: modules that add their own sub-commands through ``add_parser(subparsers)``
-SUBCOMMAND_MODULES = ("byzlab.sweep", "byzlab.figures", "byzlab.bench", "byzlab.claims_cli")
+SUBCOMMAND_MODULES = ("byzlab.running.sweep", "byzlab.running.figures", "byzlab.bench", "byzlab.claims_cli")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,9 +28,9 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from .config import RunConfig
-    from .interrupts import RoundInterrupt
-    from .driver import run
+    from .core.config import RunConfig
+    from .core.interrupts import RoundInterrupt
+    from .running.driver import run
 
     cfg = RunConfig.make(**config_overrides(args))
     if args.out and os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
@@ -60,8 +60,8 @@ def _with_baseline(line: str, result: Any, cfg: Any, args: argparse.Namespace) -
     same setting and seed (k_m = 0), read from the results store or computed there once."""
     import re
 
-    from .config import NO_ATTACK
-    from .store import ResultStore
+    from .core.config import NO_ATTACK
+    from .running.store import ResultStore
 
     store = ResultStore(args.store)
     base_cfg = cfg.replace(attack=NO_ATTACK, attack_params={})
@@ -80,7 +80,7 @@ def _with_baseline(line: str, result: Any, cfg: Any, args: argparse.Namespace) -
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .config import available
+    from .core.config import available
 
     kinds = available()
     if args.json:

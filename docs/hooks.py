@@ -8,7 +8,7 @@
   (its heading the page's title, or a level-2 heading below one; links rewritten for
   the site; ``(intro)``: the text above its first section); ``<!-- file: path -->`` by a whole Markdown file of the repository.
 - ``<!-- registry: kind -->`` is replaced by a table of the registered rules of that
-  kind (``aggregator``, ``pre_aggregator``, ``attack``) read from ``byzlab.registry``.
+  kind (``aggregator``, ``pre_aggregator``, ``attack``) read from ``byzlab.core.registry``.
 
 So a rule, an option or a sub-command added to the code appears in the reference
 without anyone editing the site.
@@ -173,7 +173,7 @@ def public_functions(fn) -> list[str]:
 
 def registry_markdown(kind: str) -> str:
     """A table of the registered rules of ``kind``: name, aliases, function, parameters, description."""
-    from byzlab import registry
+    from byzlab.core import registry
 
     table = {"aggregator": registry.AGGREGATORS, "pre_aggregator": registry.PRE_AGGREGATORS,
              "attack": registry.ATTACKS}[kind]

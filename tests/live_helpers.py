@@ -5,21 +5,21 @@ import time
 
 import pytest
 
-import byzlab.simulator
+import byzlab.core.simulator
 
 
 @pytest.fixture
 def built(monkeypatch):
     """Configs of every Simulation constructed (fresh runs and forks)."""
     configs = []
-    original = byzlab.simulator.Simulation
+    original = byzlab.core.simulator.Simulation
 
     class Counting(original):
         def __init__(self, config=None, **kw):
             super().__init__(config, **kw)
             configs.append(self.config)
 
-    monkeypatch.setattr(byzlab.simulator, "Simulation", Counting)
+    monkeypatch.setattr(byzlab.core.simulator, "Simulation", Counting)
     return configs
 
 

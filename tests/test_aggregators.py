@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from byzlab import aggregators as A
-from byzlab import kernels
+from byzlab.core import aggregators as A
+from byzlab.core import kernels
 
 
 @pytest.fixture

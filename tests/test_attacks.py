@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from byzlab import attacks as T
+from byzlab.core import attacks as T
+from byzlab.core.aggregators import centered_clip
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_bit_flip_and_label_flip():
 
 
 def test_blocked_statistics_equal_the_plain_formulas(benign, monkeypatch):
-    from byzlab import kernels
+    from byzlab.core import kernels
 
     monkeypatch.setattr(kernels, "CPU_BLOCK", 7)  # several column blocks, the last one partial
     assert torch.allclose(T.alie(benign, 0.4), benign.mean(0) - 0.4 * benign.std(0, unbiased=True))
@@ -123,3 +124,28 @@ def test_blocked_statistics_equal_the_plain_formulas(benign, monkeypatch):
     mm = T.minmax(benign)  # γ from the exact quadratics: max_i ‖m_byz − m_i‖ equals the largest pairwise distance
     assert (benign - mm).norm(dim=1).max().item() == pytest.approx(torch.cdist(benign, benign).max().item(), rel=1e-9)
     assert torch.allclose((mm - m) / (mm - m).norm(), p)
+
+
+def test_cc_clips_every_rop_z_at_or_above_tau_to_the_same_point(benign):
+    """ROP puts its vector at distance z from m̃_{t-1}, CC's centre; one CC iteration moves each row
+    to centre + min(1, τ/‖x_i − centre‖)(x_i − centre) (Eq. 6), so a Byzantine row at z ≥ τ lands at
+    centre + τ p̂ whatever z is — by hand: the aggregate is the mean of the clipped benign rows and
+    k_m copies of that point, the same for z = τ, 2τ and 50τ; below τ, z moves it."""
+    torch.manual_seed(3)
+    prev = torch.randn(benign.shape[1], dtype=benign.dtype)
+    tau, k_m = 0.7, 3
+
+    def aggregate(z):
+        byz = T.rop(benign, prev, z=z, lam=0.9)
+        x = torch.cat([benign, byz.expand(k_m, -1)])
+        return centered_clip(x, prev, tau=tau)
+
+    r = 0.9 * prev + 0.1 * benign.mean(0)  # Algorithm 3, lines 1-6, written out
+    p = torch.ones_like(r) - (r.sum() / r.dot(r)) * r
+    p_hat = p / p.norm()
+    d = benign - prev
+    clipped = prev + d * (tau / d.norm(dim=1, keepdim=True)).clamp(max=1.0)
+    by_hand = (clipped.sum(0) + k_m * (prev + tau * p_hat)) / (benign.shape[0] + k_m)
+    for z in (tau, 2 * tau, 50 * tau):
+        torch.testing.assert_close(aggregate(z), by_hand, rtol=1e-10, atol=1e-12)
+    assert (aggregate(0.5 * tau) - by_hand).norm() > 1e-3

@@ -1,4 +1,4 @@
-"""Mimic, Fang and the adaptive-strength attacks (byzlab.attacks_adaptive).
+"""Mimic, Fang and the adaptive-strength attacks (byzlab.core.attacks_adaptive).
 
 Mimic against ByzFL: ByzFL's ``Mimic(epsilon)`` always copies the benign vector
 of index ``epsilon``; it has no target-selection heuristic.  So the two are
@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import byzlab
-from byzlab import aggregators as A
-from byzlab import attacks as T
-from byzlab import attacks_adaptive as AA
-from byzlab.registry import AGGREGATORS, ATTACKS, ConfigError, register_aggregator
+from byzlab.core import aggregators as A
+from byzlab.core import attacks as T
+from byzlab.core import attacks_adaptive as AA
+from byzlab.core.registry import AGGREGATORS, ATTACKS, ConfigError, register_aggregator
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_fang_and_mimic_run_end_to_end(attack, aggregator):
 
 def test_search_leaves_the_rule_state_and_rng_alone():
     """The search calls the server's rule on copies: one real call per round, RNG and state untouched."""
-    from byzlab.simulator import Simulation
+    from byzlab.core.simulator import Simulation
 
     total = []
 

@@ -5,8 +5,8 @@ import torch
 
 import byzlab
 from byzlab import RunConfig
-from byzlab.batched import BatchedSimulation, batch_key, run_batched
-from byzlab.data import Dataset, load_dataset
+from byzlab.core.batched import BatchedSimulation, batch_key, run_batched
+from byzlab.core.data import Dataset, load_dataset
 
 BASE = dict(dataset="digits", k=8, k_m=2, b=16, epochs=3)
 

@@ -22,9 +22,9 @@ from byzlab import RunConfig
 from byzlab.bench import (attack_label, bench_profile, defence_label, label, leaderboard, leaderboard_markdown,
                           notebook_profile, parse_attack, parse_defence)
 from byzlab.cli import main
-from byzlab.experiments import PROFILE_DIR
-from byzlab.registry import AGGREGATORS, ATTACKS, ConfigError
-from byzlab.sweep import run_sweep
+from byzlab.running.experiments import PROFILE_DIR
+from byzlab.core.registry import AGGREGATORS, ATTACKS, ConfigError
+from byzlab.running.sweep import run_sweep
 
 TINY = """\
 name: tiny_bench
@@ -277,10 +277,10 @@ def test_bench_sigkilled_mid_way_then_resumed_gives_the_uninterrupted_leaderboar
     assert len(table) == 12 and set(table["attack"]) == {"alie", "ipm", "none"}
 
     # by default the bench renders notebooks/11_bench.ipynb on its runs, into its folder
-    import byzlab.figures
+    import byzlab.running.figures
 
     calls = []
-    monkeypatch.setattr(byzlab.figures, "render", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(byzlab.running.figures, "render", lambda **kw: calls.append(kw))
     assert main(["bench", "--resume", "--out", str(work / "out"), "--workers", "0", "-q"]) == 0
     assert calls == [{"profile": str(work / "out" / "profile.yaml"), "store": str((work / "out" / "store").resolve()),
                       "out": str(work / "out"), "figures_dir": str(work / "out"), "notebooks": ["11_bench"],

@@ -1,4 +1,4 @@
-"""The server's rule chain (byzlab.chain): screening of non-finite rows, rule declarations, diagnostics.
+"""The server's rule chain (byzlab.core.chain): screening of non-finite rows, rule declarations, diagnostics.
 
 References are plain re-implementations (masked means and clipping written out with torch on the
 finite rows), the rules' own functions called directly (for the "propagate" policy), and hand counts."""
@@ -12,10 +12,10 @@ import torch
 
 import byzlab
 from byzlab import RunConfig, RunResult, Simulation
-from byzlab import aggregators as A
-from byzlab.chain import DIAGNOSTIC_COLUMNS, RuleChain, screen
-from byzlab.data import load_dataset
-from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, RoundContext, lookup
+from byzlab.core import aggregators as A
+from byzlab.core.chain import DIAGNOSTIC_COLUMNS, RuleChain, screen
+from byzlab.core.data import load_dataset
+from byzlab.core.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError, RoundContext, lookup
 
 QUICK = dict(dataset="digits", k=10, k_m=2, b=16, epochs=4, seed=0)
 #: kinds of untrusted rows: (name, how a row is spoilt)
@@ -312,7 +312,7 @@ def test_the_garbage_attacks_are_screened_and_counted(digits, attack):
 
 
 def test_the_garbage_vectors_by_hand():
-    from byzlab import attacks_garbage as G
+    from byzlab.core import attacks_garbage as G
 
     benign = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
     assert torch.equal(G.nan_entry(benign).isnan(), torch.tensor([True, False, False]))

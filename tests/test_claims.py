@@ -1,4 +1,4 @@
-"""byzlab.claims: the paired rule, the trajectories and the unstable baselines on hand-made tables, one
+"""byzlab.analysis.claims: the paired rule, the trajectories and the unstable baselines on hand-made tables, one
 branch at a time, each number against a hand computation and against scipy.stats called directly."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from byzlab import claims, stats
-from byzlab.claims import Cell, Claim, Comparison
-from byzlab.tables import trajectories
+from byzlab.analysis import claims
+from byzlab.core import stats
+from byzlab.analysis.claims import Cell, Claim, Comparison
+from byzlab.running.tables import trajectories
 
 
 def table(cells: dict, *, dataset: str = "mnist5k", model: str = "cnn") -> pd.DataFrame:
@@ -245,8 +246,8 @@ def test_settings_are_told_apart():
 
 
 def test_every_claim_is_data_and_names_cells_of_the_showcase_profile():
-    from byzlab.experiments import load_profile
-    from byzlab.tables import aggregator_label, attack_label, partition_label
+    from byzlab.running.experiments import load_profile
+    from byzlab.running.tables import aggregator_label, attack_label, partition_label
 
     prof = load_profile("showcase")
     have = {(partition_label(c), attack_label(c), aggregator_label(c), round(c.beta, 6)) for c in prof.configs()}
@@ -272,7 +273,7 @@ def test_every_claim_is_data_and_names_cells_of_the_showcase_profile():
 
 def test_showcase_outputs_draw_from_the_committed_tables_alone(tmp_path):
     """The README's showcase figures and claims come from results.csv + curves.csv, no store or training."""
-    from byzlab import showcase
+    from byzlab.analysis import showcase
 
     cells = {("iid", "none", "cc_tau0.1", 0.0): [94.5, 95.5], ("iid", "rop", "cc_tau0.1", 0.0): [79.5, 80.5],
              ("iid", "alie", "tm", 0.0): [59.0, 61.0], ("iid", "none", "tm", 0.0): [95.5, 96.5]}
@@ -303,7 +304,7 @@ def test_showcase_outputs_draw_from_the_committed_tables_alone(tmp_path):
 
 
 def test_showcase_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
-    from byzlab import showcase
+    from byzlab.analysis import showcase
 
     assert showcase.main(["--out", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
@@ -331,7 +332,7 @@ def _results_on_disk(folder, rows):
 def test_frames_read_a_results_table_and_filter_it_as_the_store_filters_configs(tmp_path):
     """paper.frames on a table: the same filters as on configs (attack="alie" is both z; "rop" is not ROP-S),
     the curves of exactly the kept runs, and nothing trained (no store is opened)."""
-    from byzlab import paper
+    from byzlab.analysis import paper
 
     path = _results_on_disk(tmp_path, [
         ("rop", "cc_tau0.1", "iid", 0.0, 0, 80.0), ("rop_s", "cc_tau0.1", "iid", 0.0, 0, 70.0),
@@ -356,8 +357,8 @@ def test_frames_read_a_results_table_and_filter_it_as_the_store_filters_configs(
 
 
 def test_frames_bad_filters_and_missing_curves_are_one_line_errors(tmp_path):
-    from byzlab import paper
-    from byzlab.errors import ConfigError
+    from byzlab.analysis import paper
+    from byzlab.core.errors import ConfigError
 
     path = _results_on_disk(tmp_path, [("rop", "cc_tau0.1", "iid", 0.0, 0, 80.0)])
     with pytest.raises(ConfigError, match=r"^filters: no run has attack='ipm' \(the table has \['rop'\]\)$"):
@@ -382,8 +383,8 @@ def test_the_showcase_notebooks_render_the_committed_table(tmp_path):
     a plain mean over the csv rows, read with the csv module."""
     import csv
 
-    from byzlab import paper
-    from byzlab.tables import SHOWCASE_TABLE
+    from byzlab.analysis import paper
+    from byzlab.running.tables import SHOWCASE_TABLE
 
     if not SHOWCASE_TABLE.exists():
         pytest.skip("no committed showcase table in this checkout")
@@ -403,7 +404,7 @@ def test_the_showcase_notebooks_render_the_committed_table(tmp_path):
 
 def test_a_results_table_without_the_knob_columns_gets_them_from_the_rule_parameters(tmp_path):
     """Tables written before tau/z/lam were columns: tau from aggregator.tau, z and lam from ROP's attack.z/lam only."""
-    from byzlab.tables import read_results
+    from byzlab.running.tables import read_results
 
     path = _results_on_disk(tmp_path, [("rop", "cc_tau0.1", "iid", 0.0, 0, 80.0), ("alie_z1.2", "tm", "iid", 0.0, 0, 9.0)])
     df = pd.read_csv(path)
@@ -419,7 +420,7 @@ def test_frames_from_the_store_compute_the_missing_runs_and_label_their_curves(t
     """paper.frames with no table: the profile's runs from the store (computed, for a compute_in_notebook
     profile), one curve row per evaluation (digits, k = 10, b = 16: 1,437 // 10 // 16 = 8 rounds an
     epoch, 2 epochs, one evaluation an epoch), the last one the run's final accuracy."""
-    from byzlab import paper
+    from byzlab.analysis import paper
 
     prof = tmp_path / "tiny.yaml"
     prof.write_text("name: tiny\nseeds: [0]\ncompute_in_notebook: true\n"
@@ -501,8 +502,8 @@ def test_cc_trace_agrees_with_the_runs_diagnostics_and_eq6():
     """The trace behind the CC τ figure: ‖m̃‖ is the run's agg_norm diagnostic, the step is η‖m̃‖, and when
     every client is clipped the centre moves at most τ (Eq. 6, one iteration: a mean of vectors of norm ≤ τ)."""
     from byzlab import run
-    from byzlab.cc_dynamics import trace
-    from byzlab.config import RunConfig
+    from byzlab.analysis.cc_dynamics import trace
+    from byzlab.core.config import RunConfig
 
     cfg = RunConfig.make(dataset="digits", k=10, k_m=0, b=16, epochs=3, lr=0.1, lr_decay_at=1.0, beta=0.9,
                          attack="none", aggregator="cc", tau=0.1)

@@ -70,8 +70,8 @@ def test_defaults_are_the_paper_s():
 @pytest.mark.parametrize("alias,name", [("median", "cm"), ("trimmed_mean", "tm"), ("geometric_median", "rfa"),
                                         ("centered_clip", "cc"), ("multi_krum", "multikrum")])
 def test_an_alias_is_the_same_run_under_the_canonical_name(alias, name):
-    from byzlab import aggregators
-    from byzlab.registry import AGGREGATORS, lookup
+    from byzlab.core import aggregators
+    from byzlab.core.registry import AGGREGATORS, lookup
 
     a, c = RunConfig.make(aggregator=alias, attack="alie"), RunConfig.make(aggregator=name, attack="alie")
     assert a.aggregator == name and a == c and a.key() == c.key()
@@ -89,7 +89,7 @@ def test_cli_accepts_an_alias_and_records_the_canonical_name(tmp_path):
 
 
 def test_registering_over_an_alias_needs_replace():
-    from byzlab.registry import ALIASES, register_aggregator
+    from byzlab.core.registry import ALIASES, register_aggregator
 
     with pytest.raises(ConfigError, match="'median' is already registered"):
         register_aggregator("median")(lambda x: x.mean(0))
@@ -236,7 +236,7 @@ def test_every_run_config_field_is_a_cli_option_with_its_default_in_the_help():
     import dataclasses
 
     from byzlab.cli import build_parser
-    from byzlab.options import config_overrides
+    from byzlab.running.options import config_overrides
 
     given = {"lr_decay": 0.5, "lr_decay_at": 0.25, "weight_decay": 0.001, "root_size": 50, "k": 9,
              "alpha": 0.3, "eval_every": 3, "max_rounds": 7, "agg_f": 1, "norm": "gn"}

@@ -1,6 +1,6 @@
 """The contract between the simulator and the rules, and no hidden state.
 
-A plug-in author relies on :class:`byzlab.registry.RoundContext`: these tests
+A plug-in author relies on :class:`byzlab.core.registry.RoundContext`: these tests
 register rules that record every context value they receive and check each
 against what the docs promise (computed here independently: the round number,
 η_t from the schedule, the previous round's aggregate as recorded by the rule
@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import byzlab
-from byzlab import aggregators as A
-from byzlab.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError
+from byzlab.core import aggregators as A
+from byzlab.core.registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, ConfigError
 
 SMALL = dict(dataset="digits", k=7, k_m=2, b=8, epochs=1, max_rounds=4, seed=1, beta=0.5, eval_every=2)
 
@@ -96,7 +96,7 @@ def test_rule_state_survives_a_checkpoint(recorder, tmp_path):
 def test_round_context_is_frozen_and_names_are_the_documented_ones():
     import dataclasses
 
-    from byzlab.registry import RoundContext
+    from byzlab.core.registry import RoundContext
 
     names = {f.name for f in dataclasses.fields(RoundContext)}
     assert names == {"t", "k", "k_m", "f", "lr", "prev_aggregate", "center", "generator", "byzantine", "mask",
@@ -211,7 +211,7 @@ def test_a_checkpoint_of_another_config_is_not_silently_restarted(tmp_path):
 
 
 def test_paper_results_does_not_start_a_paper_sweep_in_a_notebook(tmp_path):
-    from byzlab import paper
+    from byzlab.analysis import paper
 
     with pytest.raises(ConfigError, match=r"^results: (\d+) of the \1 runs .*'paper'.*byzlab sweep --profile paper"):
         paper.results("paper", "fig1", store=tmp_path / "store")
@@ -221,8 +221,8 @@ def test_paper_results_does_not_start_a_paper_sweep_in_a_notebook(tmp_path):
 def test_server_update_is_the_servers_momentum_on_its_root_data():
     """With root_size = b the server's batch is its whole root set, whatever the order: at t = 1
     its momentum is (1 − β)·∇ℓ(θ_0; root set), computed here with a fresh model and autograd."""
-    from byzlab.data import load_dataset
-    from byzlab.models import build_model
+    from byzlab.core.data import load_dataset
+    from byzlab.core.models import build_model
 
     seen = []
 
@@ -280,7 +280,7 @@ def test_the_attackers_trial_aggregate_changes_nothing(recorder):
 
 
 def test_compute_in_notebook_must_be_a_boolean(tmp_path):
-    from byzlab.experiments import load_profile
+    from byzlab.running.experiments import load_profile
 
     path = tmp_path / "p.yaml"
     path.write_text("name: p\ncompute_in_notebook: sometimes\nexperiments: {e: {grid: {beta: [0.0]}}}\n")
@@ -289,7 +289,7 @@ def test_compute_in_notebook_must_be_a_boolean(tmp_path):
 
 
 def test_bad_checkpoint_policy_is_validated(tmp_path):
-    from byzlab.sweep import run_sweep
+    from byzlab.running.sweep import run_sweep
 
     with pytest.raises(ConfigError, match="^on_bad: must be one of error, move, got 'keep'$"):
         byzlab.run(attack="none", aggregator="mean", checkpoint=tmp_path / "c.ckpt", bad_checkpoint="keep", **SMALL)

@@ -16,9 +16,9 @@ import ipywidgets  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 
 import byzlab  # noqa: E402
-import byzlab.simulator  # noqa: E402
+import byzlab.core.simulator  # noqa: E402
 from byzlab.dashboard import Dashboard, parse_params, short_label  # noqa: E402
-from byzlab.registry import AGGREGATORS, ATTACKS, ConfigError  # noqa: E402
+from byzlab.core.registry import AGGREGATORS, ATTACKS, ConfigError  # noqa: E402
 from live_helpers import built, poll  # noqa: F401  (built: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

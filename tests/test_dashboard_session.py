@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from byzlab.config import RunConfig
+from byzlab.core.config import RunConfig
 from byzlab.dashboard.session import CONTROLS, DEFAULT_BETA, LiveSession, clear_caches
-from byzlab.errors import ConfigError
+from byzlab.core.errors import ConfigError
 from live_helpers import built, poll  # noqa: F401  (built: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_the_dashboard_starts_at_beta_zero_not_the_paper_s():
 def test_the_starting_point_is_run_config_s_and_the_registered_rules_defaults():
     import torch
 
-    from byzlab.registry import ATTACKS, register_attack
+    from byzlab.core.registry import ATTACKS, register_attack
 
     d, s = RunConfig(), LiveSession()
     v = s.values

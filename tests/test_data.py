@@ -1,4 +1,4 @@
-"""byzlab.data: embedded and torchvision data sets, client partitions, batched augmentation."""
+"""byzlab.core.data: embedded and torchvision data sets, client partitions, batched augmentation."""
 import pickle
 import struct
 from urllib.error import URLError
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from byzlab.data import (DATASET_SPECS, DATASETS, Dataset, augment_batch, cached_dataset, clear_dataset_cache,
+from byzlab.core.data import (DATASET_SPECS, DATASETS, Dataset, augment_batch, cached_dataset, clear_dataset_cache,
                          load_dataset)
-from byzlab.partition import class_counts, partition
+from byzlab.core.partition import class_counts, partition
 
 MNIST_NORM = (0.1307, 0.3081)
 FMNIST_NORM = (0.2860, 0.3530)

@@ -1,4 +1,4 @@
-r"""The defences of :mod:`byzlab.defences`: S-CC, ARC, ClippedClustering, DnC, FLTrust.
+r"""The defences of :mod:`byzlab.core.defences`: S-CC, ARC, ClippedClustering, DnC, FLTrust.
 
 Each rule is checked three ways: on tiny inputs whose answer is worked out by
 hand (the numbers are written as literals, the working in the comments); on
@@ -18,7 +18,7 @@ Peers
   and scikit-learn's ``AgglomerativeClustering`` (precomputed cosine distances,
   as Blades calls it); DnC with ``torch.linalg.svd`` (as Blades and the paper).
 * S-CC: the authors' library is not a package; a per-client loop written from
-  the definition (written out in :func:`byzlab.defences.sequential_centered_clip`) is the reference,
+  the definition (written out in :func:`byzlab.core.defences.sequential_centered_clip`) is the reference,
   run on the same buckets.
 * FLTrust: a per-client loop of the paper's formula.
 """
@@ -27,10 +27,10 @@ import pytest
 import torch
 
 import byzlab
-from byzlab import aggregators as A
-from byzlab import kernels
-from byzlab import defences as D
-from byzlab.registry import AGGREGATORS, PRE_AGGREGATORS, ConfigError
+from byzlab.core import aggregators as A
+from byzlab.core import kernels
+from byzlab.core import defences as D
+from byzlab.core.registry import AGGREGATORS, PRE_AGGREGATORS, ConfigError
 
 
 def _gen(seed=0):

@@ -21,9 +21,9 @@ import pytest
 
 pytest.importorskip("mkdocs")
 
-from byzlab import registry  # noqa: E402
+from byzlab.core import registry  # noqa: E402
 from byzlab.cli import build_parser  # noqa: E402
-from byzlab.config import RunConfig  # noqa: E402
+from byzlab.core.config import RunConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def test_formulas_are_rendered_as_math(site):
 def test_every_runconfig_field_is_documented(site):
     page = _page(site, "configuration.html")
     ids = _ids(page)
-    missing = [f.name for f in dataclasses.fields(RunConfig) if f"byzlab.config.RunConfig.{f.name}" not in ids]
+    missing = [f.name for f in dataclasses.fields(RunConfig) if f"byzlab.core.config.RunConfig.{f.name}" not in ids]
     assert not missing, f"RunConfig fields missing from configuration.html: {missing}"
     # each field's help (the command line's too) is shown under its name
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
@@ -154,8 +154,8 @@ def test_field_help_is_read_from_the_field_declaration():
 def test_rst_markup_becomes_markdown():
     pytest.importorskip("griffe")
     rst = _load("griffe_rst").rst_to_markdown
-    assert rst(":func:`~byzlab.kernels.rank_network` and :class:`byzlab.config.RunConfig`") == \
-        "`rank_network` and `byzlab.config.RunConfig`"
+    assert rst(":func:`~byzlab.core.kernels.rank_network` and :class:`byzlab.core.config.RunConfig`") == \
+        "`rank_network` and `byzlab.core.config.RunConfig`"
     assert rst("norm :math:`\\lVert x\\rVert` here") == "norm $\\lVert x\\rVert$ here"
     assert rst("    .. math:: a = b\n              + c\n\n    next") == "    $$a = b + c$$\n\n    next"
     assert rst("Layout of ``out``::\n\n    out/\n      store/") == "Layout of ``out``:\n\n    out/\n      store/"

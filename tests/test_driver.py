@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from byzlab import RunConfig, Simulation
-from byzlab.batched import BatchedSimulation
-from byzlab.data import load_dataset
-from byzlab.driver import Driver, default_checkpoint_every
-from byzlab.interrupts import RoundInterrupt, stop_at_round_boundaries
+from byzlab.core.batched import BatchedSimulation
+from byzlab.core.data import load_dataset
+from byzlab.running.driver import Driver, default_checkpoint_every
+from byzlab.core.interrupts import RoundInterrupt, stop_at_round_boundaries
 
 CFG = dict(dataset="digits", k=8, k_m=2, b=16, epochs=3, max_rounds=9, eval_every=2, seed=3,
            attack="alie", aggregator="cc", beta=0.9)
@@ -67,7 +67,7 @@ def test_driver_with_an_interrupt_and_a_resume_gives_the_plain_loops_theta(digit
 
 
 def test_driver_saves_on_its_cadence_and_never_after_the_last_round(digits, tmp_path, monkeypatch):
-    import byzlab.checkpoint as checkpoint
+    import byzlab.core.checkpoint as checkpoint
 
     saved = []
     real_save = checkpoint.save
@@ -92,7 +92,7 @@ def test_driver_without_a_checkpoint_saves_nothing_and_advances_by_the_rounds_as
 
 def test_batched_driver_hands_over_each_run_when_it_ends_and_saves_every_run_on_interrupt(digits, tmp_path,
                                                                                          monkeypatch):
-    import byzlab.batched as batched
+    import byzlab.core.batched as batched
 
     short = RunConfig.make(**{**CFG, "max_rounds": 4})
     long = RunConfig.make(**{**CFG, "seed": 4})

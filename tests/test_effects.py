@@ -30,7 +30,7 @@ import pytest
 
 import byzlab
 from byzlab import RunConfig
-from byzlab.data import load_dataset
+from byzlab.core.data import load_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from byzlab import RunConfig, Simulation
-from byzlab.data import Dataset
-from byzlab.engines import choose_engine
-from byzlab.errors import ConfigError
-from byzlab.fused import supports
+from byzlab.core.data import Dataset
+from byzlab.core.engines import choose_engine
+from byzlab.core.errors import ConfigError
+from byzlab.core.fused import supports
 
 RTOL = {"loop": 1e-10, "vmap": 1e-6, "fused": 1e-10}
 ENGINES = list(RTOL)
@@ -82,7 +82,7 @@ def test_engine_gradients_and_losses_match_per_client_copies(name, engine):
 
 def test_fused_engine_in_chunks_of_clients_matches_per_client_copies():
     """Clients in passes of 2 (BatchNorm statistics still per client, server mean over all benign)."""
-    from byzlab.fused import FusedEngine
+    from byzlab.core.fused import FusedEngine
 
     model, norm, shape = MODELS["resnet20-bn"]
     sims = [Simulation(dataset=_data(shape), model=model, norm=norm, k=7, k_m=2, b=3, epochs=1, seed=0,

@@ -1,4 +1,4 @@
-"""``byzlab figures`` / byzlab.figures.render: the figure notebooks executed by papermill with a tiny profile."""
+"""``byzlab figures`` / byzlab.running.figures.render: the figure notebooks executed by papermill with a tiny profile."""
 from __future__ import annotations
 
 import shutil
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from byzlab.cli import main
-from byzlab.figures import RenderError, find_notebooks, notebooks_dir, render
-from byzlab.store import ResultStore
+from byzlab.running.figures import RenderError, find_notebooks, notebooks_dir, render
+from byzlab.running.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

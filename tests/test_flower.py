@@ -25,10 +25,10 @@ from flwr.app import DEFAULT_TTL, ArrayRecord, ConfigRecord, Message, MessageTyp
 from flwr.serverapp.strategy import FedAvg, Strategy
 
 import byzlab
-from byzlab import aggregators as A
-from byzlab import attacks as T
+from byzlab.core import aggregators as A
+from byzlab.core import attacks as T
 from byzlab import flower as fl
-from byzlab.registry import AGGREGATORS, ConfigError
+from byzlab.core.registry import AGGREGATORS, ConfigError
 
 K, D, LR = 8, 12, 0.1
 
@@ -581,7 +581,7 @@ def test_the_server_identity_is_restored_through_public_properties():
 
 
 def test_the_adaptive_attacks_query_the_defence_under_flower():
-    from byzlab import attacks_adaptive as AA
+    from byzlab.core import attacks_adaptive as AA
 
     strategy = fl.ByzlabStrategy("tm", f=2, lr=LR, min_available_nodes=K)
     attack = fl.OmniscientAttack(strategy, "alie_adaptive", node_ids=[73, 85], lr=LR)

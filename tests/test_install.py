@@ -45,7 +45,7 @@ def test_the_built_wheel_ships_the_notebooks_and_byzlab_figures_runs(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = _run([str(py), "-c", "import byzlab, byzlab.figures as f; print(byzlab.__file__); "
+    where = _run([str(py), "-c", "import byzlab, byzlab.running.figures as f; print(byzlab.__file__); "
                   "print(f.notebooks_dir())"], cwd=elsewhere, env=env).stdout.split()
     assert where[0].startswith(str(venv)), where  # the installed copy, not this checkout
     assert Path(where[1]) == Path(where[0]).parent / "notebooks"

@@ -11,9 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from byzlab.experiments import load_profile
-from byzlab.figures import CHECK_MARK, clean_notebook, find_notebooks
-from byzlab.store import default_root
+from byzlab.running.experiments import load_profile
+from byzlab.running.figures import CHECK_MARK, clean_notebook, find_notebooks
+from byzlab.running.store import default_root
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -106,7 +106,7 @@ def test_notebooks_are_thin(path):
         assert not re.search(r"^\s*(def|class|lambda)\b", code, re.M), f"{path.name}: logic in the notebook"
         for line in code.splitlines():
             if line.startswith(("import ", "from ")):
-                assert line.startswith("from byzlab import"), f"{path.name}: {line}"
+                assert line.startswith(("from byzlab import", "from byzlab.")), f"{path.name}: {line}"
         assert len(code.splitlines()) <= 8
 
 

@@ -85,9 +85,9 @@ import numpy as np
 import pytest
 import torch
 
-from byzlab import aggregators as A
-from byzlab import kernels
-from byzlab import attacks as T
+from byzlab.core import aggregators as A
+from byzlab.core import kernels
+from byzlab.core import attacks as T
 
 byzfl = pytest.importorskip(
     "byzfl", reason="ByzFL (pip install byzfl) is needed to compare byzlab's rules with it"

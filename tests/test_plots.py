@@ -1,4 +1,4 @@
-"""byzlab.paper (the data behind the figures and tables) and byzlab.plots (the figures), on tiny
+"""byzlab.analysis.paper (the data behind the figures and tables) and byzlab.analysis.plots (the figures), on tiny
 digits runs in a temporary results store; and the store's guard against bad or stale entries."""
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import plotly.graph_objects as go
 import pytest
 import yaml
 
-from byzlab import paper, plots
-from byzlab.config import RunConfig
-from byzlab.data import load_dataset
-from byzlab.results import RunResult
-from byzlab.store import ResultStore
+from byzlab.analysis import paper, plots
+from byzlab.core.config import RunConfig
+from byzlab.core.data import load_dataset
+from byzlab.core.results import RunResult
+from byzlab.running.store import ResultStore
 
 EPOCHS = 3  # digits, k = 25, b = 32: one round per epoch
 
@@ -54,7 +54,7 @@ def frame(runs) -> pd.DataFrame:
     return paper.curves(runs)
 
 
-# =========================================================================== byzlab.paper
+# =========================================================================== byzlab.analysis.paper
 def test_results_come_from_the_store_and_are_computed_once(profile, store, runs):
     assert len(runs) == 2 * 2 * 2 * 2
     assert len(store.keys()) == len(runs)
@@ -217,7 +217,7 @@ def test_table4_joins_cell_by_cell_when_the_data_sets_are_the_papers():
 def test_table4_keeps_alie_at_z_max_and_the_as_run_z_apart():
     """``alie_z1.2`` (the library's default z of the time) is its own row, beside the paper's ALIE row."""
     from byzlab import RunConfig
-    from byzlab.tables import attack_label
+    from byzlab.running.tables import attack_label
 
     assert attack_label(RunConfig.make(dataset="digits", attack="alie")) == "alie"
     assert attack_label(RunConfig.make(dataset="digits", attack="alie", z=1.2)) == "alie_z1.2"
@@ -249,7 +249,7 @@ def test_table4_wide_and_styled(runs):
         paper.table4_wide(c, "median")
 
 
-# =========================================================================== byzlab.plots
+# =========================================================================== byzlab.analysis.plots
 def curve_traces(fig: go.Figure) -> list:
     return [t for t in fig.data if t.fill != "toself"]
 

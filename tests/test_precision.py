@@ -3,7 +3,7 @@ import pytest
 
 import byzlab
 from byzlab import RunConfig
-from byzlab.data import load_dataset
+from byzlab.core.data import load_dataset
 
 #: accuracy (percentage points) a bf16 run may lose against fp32 on digits after 10 epochs
 TOLERANCE = 3.0

@@ -15,9 +15,9 @@ import torch
 
 import byzlab
 from byzlab import RunConfig, Simulation
-from byzlab.data import load_dataset
-from byzlab.errors import ConfigError
-from byzlab.tables import results_table
+from byzlab.core.data import load_dataset
+from byzlab.core.errors import ConfigError
+from byzlab.running.tables import results_table
 
 QUICK = dict(dataset="digits", k=8, k_m=2, b=8, epochs=1, max_rounds=6, seed=3, attack="alie", aggregator="tm")
 

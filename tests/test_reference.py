@@ -21,7 +21,7 @@ and restored after).  The two implementations add in different orders (blocked
 kernels, ``lerp`` for Eq. 7, a comparator network for TM, batched calls), which
 in float64 leaves differences of ~1e-14 relative.  The ``vmap`` engine, however,
 evaluates the loss on float32 logits (``out.float()`` in
-``byzlab.simulator.client_grad_fn``), so its gradients carry float32 rounding
+``byzlab.core.simulator.client_grad_fn``), so its gradients carry float32 rounding
 (up to ~8e-8 relative here, measured) even in a float64 run.  Hence a tolerance per engine,
 ``RTOL = {"loop": 1e-10, "vmap": 1e-6}``, about 10^4 and 13 times the largest measured
 error, *relative to the size of what is compared*:
@@ -48,8 +48,8 @@ import pytest
 import torch
 
 from byzlab import Simulation
-from byzlab.data import Dataset
-from byzlab.models import build_model
+from byzlab.core.data import Dataset
+from byzlab.core.models import build_model
 
 _spec = importlib.util.spec_from_file_location(
     "byzlab_naive_reference", Path(__file__).resolve().parents[1] / "benchmarks" / "naive.py")

@@ -7,7 +7,7 @@ import torch
 
 import byzlab
 from byzlab import RunConfig, RunResult, Simulation
-from byzlab.data import load_dataset
+from byzlab.core.data import load_dataset
 
 QUICK = dict(dataset="digits", k=10, k_m=2, b=16, epochs=4, seed=0)
 
@@ -87,9 +87,9 @@ def test_algorithm1_round_by_hand(digits):
         model.zero_grad(set_to_none=True)
     g = torch.stack(grads)
     m_benign = 0.9 * X1[: sim.k_b] + 0.1 * g
-    m_byz = byzlab.attacks.rop(m_benign, agg1, z=1.0, lam=0.9)
+    m_byz = byzlab.core.attacks.rop(m_benign, agg1, z=1.0, lam=0.9)
     stacked = torch.cat([m_benign, m_byz.expand(sim.k_m, -1)])
-    agg = byzlab.aggregators.centered_clip(stacked, agg1, tau=0.5)
+    agg = byzlab.core.aggregators.centered_clip(stacked, agg1, tau=0.5)
     sim.step()
     assert torch.allclose(sim.X[: sim.k_b], m_benign, atol=1e-6)
     assert torch.allclose(sim.X[sim.k_b:], m_byz.expand(sim.k_m, -1), atol=1e-6)
@@ -109,7 +109,7 @@ def test_loop_and_vmap_engines_agree(digits):
 
 def test_batchnorm_server_statistics_are_benign_mean():
     """resnet-style BN: server running stats = mean over benign clients; same in both engines."""
-    from byzlab.data import Dataset
+    from byzlab.core.data import Dataset
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(400, 3, 32, 32, generator=g)
@@ -154,7 +154,7 @@ def test_diagnostics_tables_2_and_3(digits):
     assert r["clip_fraction"].between(0, 1).all()
     assert (r["agg_norm"] > 0).all()
     # (z given: with k=10, k_m=2 Eq. 3 gives z_max = Φ⁻¹(0.5) = 0)
-    assert byzlab.attacks.alie_z_max(10, 2) == 0.0
+    assert byzlab.core.attacks.alie_z_max(10, 2) == 0.0
     alt = byzlab.run(RunConfig.make(**QUICK, attack="alie_alt", z=1.0, aggregator="tm", beta=0.9), dataset=digits)
     assert alt.rounds["cos_delta"].iloc[1:].max() < -0.9  # Eq. 19 flips Δ each round
     alie = byzlab.run(RunConfig.make(**QUICK, attack="alie", z=1.0, aggregator="tm", beta=0.9), dataset=digits)
@@ -190,8 +190,8 @@ def test_ctrl_c_mid_round_stops_at_the_round_end_and_the_checkpoint_resumes_bit_
     import os
     import signal
 
-    import byzlab.driver as driver
-    from byzlab.interrupts import RoundInterrupt
+    import byzlab.running.driver as driver
+    from byzlab.core.interrupts import RoundInterrupt
 
     cfg = RunConfig.make(**QUICK, attack="alie", aggregator="cc")
     full = byzlab.run(cfg, dataset=digits)
@@ -219,7 +219,7 @@ def test_a_second_ctrl_c_interrupts_at_once(digits):
     import os
     import signal
 
-    from byzlab.interrupts import RoundInterrupt, stop_at_round_boundaries
+    from byzlab.core.interrupts import RoundInterrupt, stop_at_round_boundaries
 
     sim = Simulation(RunConfig.make(**QUICK), dataset=digits)
     step = sim.step
@@ -285,7 +285,7 @@ def _steps_without_sync(sim, rounds: int = 3) -> None:
 @pytest.mark.parametrize("engine", ["vmap", "loop", "fused"])
 def test_a_round_never_synchronises_with_the_host(digits, engine):
     """No .item(), no tensor-valued Python branch, no host-to-device copy inside a round, for every rule."""
-    from byzlab.registry import AGGREGATORS, ATTACKS
+    from byzlab.core.registry import AGGREGATORS, ATTACKS
 
     runs = [dict(aggregator=a, attack="alie") for a in AGGREGATORS]
     runs += [dict(aggregator="cc", attack=a) for a in ATTACKS]
@@ -301,8 +301,8 @@ def test_a_round_never_synchronises_with_the_host(digits, engine):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="host synchronisation is only observable on CUDA")
 def test_a_batched_round_never_synchronises_with_the_host():
-    from byzlab.batched import BatchedSimulation
-    from byzlab.data import Dataset
+    from byzlab.core.batched import BatchedSimulation
+    from byzlab.core.data import Dataset
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(320, 3, 32, 32, generator=g)
@@ -314,7 +314,7 @@ def test_a_batched_round_never_synchronises_with_the_host():
 
 
 def test_diagnostics_equal_the_plain_formulas(digits, monkeypatch):
-    from byzlab import kernels
+    from byzlab.core import kernels
 
     monkeypatch.setattr(kernels, "CPU_BLOCK", 1000)  # several column blocks (d = 4,810)
     F = torch.nn.functional

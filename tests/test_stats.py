@@ -1,4 +1,4 @@
-"""byzlab.stats: each number against a hand computation and against scipy.stats called directly."""
+"""byzlab.core.stats: each number against a hand computation and against scipy.stats called directly."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from byzlab import stats
-from byzlab.errors import ConfigError
+from byzlab.core import stats
+from byzlab.core.errors import ConfigError
 
 
 def test_paired_interval_by_hand_and_by_scipy():

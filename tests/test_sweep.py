@@ -25,10 +25,10 @@ import pytest
 import byzlab
 from byzlab import RunConfig
 from byzlab.cli import main
-from byzlab.experiments import load_profile
-from byzlab.store import ResultStore
-from byzlab.tables import paper_table4, results_table, table4
-from byzlab.sweep import make_plan, run_sweep
+from byzlab.running.experiments import load_profile
+from byzlab.running.store import ResultStore
+from byzlab.running.tables import paper_table4, results_table, table4
+from byzlab.running.sweep import make_plan, run_sweep
 
 #: wall-clock columns, the only ones allowed to differ between two computations of a run
 WALL = ["seconds_per_round", "wall_seconds"]
@@ -54,7 +54,7 @@ import signal
 from pathlib import Path
 
 import byzlab
-from byzlab.registry import ATTACKS
+from byzlab.core.registry import ATTACKS
 
 MARK = Path(__file__).with_name("killed.mark")
 
@@ -303,7 +303,7 @@ def test_the_sweep_writes_the_curves_the_notebooks_draw(tmp_path):
     """results.csv + curves.csv: one curve row per run and evaluation (digits, k = 10, b = 16: 1,437 // 10 // 16 =
     8 rounds an epoch, 2 epochs, evaluated once an epoch), whose last accuracy is the run's final accuracy; the
     notebooks' frames and Table III read the pair with nothing trained."""
-    from byzlab import paper
+    from byzlab.analysis import paper
 
     prof = write(tmp_path / "tiny.yaml", TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("epochs: 8", "epochs: 2"))
     run_sweep(prof, tmp_path / "out", workers=0, render=False, progress=False, print_fn=lambda s: None)
@@ -355,7 +355,7 @@ def test_ray_engine_with_a_worker_killed_mid_run(reference, tmp_path):
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     assert run_folders(store.root) == sorted(table["key"]) and len(table) == 4  # each run exactly once
     assert not store.errors() and not list((store.root / ".checkpoints").glob("*.pt"))
-    if "alie_kill_once" not in byzlab.registry.ATTACKS:  # the store validates configs: register the plug-in
+    if "alie_kill_once" not in byzlab.core.registry.ATTACKS:  # the store validates configs: register the plug-in
         byzlab.load_plugin(str(tmp_path / "faulty.py"))
     resumed = [store.get(RunConfig.from_dict(json.loads((store.root / k / "config.json").read_text())))
                for k in table.loc[table["attack"] == "alie_kill_once", "key"]]
@@ -439,9 +439,9 @@ def test_dry_run_calibrates_and_runs_nothing(tmp_path, capsys):
 
 def test_render_is_called_with_the_swept_profile_and_store(tmp_path, monkeypatch):
     calls = []
-    fake = types.ModuleType("byzlab.figures")
+    fake = types.ModuleType("byzlab.running.figures")
     fake.render = lambda **kw: calls.append(kw)
-    monkeypatch.setitem(sys.modules, "byzlab.figures", fake)
+    monkeypatch.setitem(sys.modules, "byzlab.running.figures", fake)
     prof = write(tmp_path / "tiny.yaml", TINY.replace("epochs: 8", "epochs: 1").replace("seeds: [0, 1]", "seeds: [0]"))
     summary = run_sweep(prof, tmp_path / "out", workers=0, progress=False, print_fn=lambda s: None)
     assert summary.rendered is True
@@ -452,12 +452,12 @@ def test_render_is_called_with_the_swept_profile_and_store(tmp_path, monkeypatch
 
 
 def test_missing_figures_module_is_one_line_and_skipped(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "byzlab.figures", None)  # as if byzlab.figures did not exist
+    monkeypatch.setitem(sys.modules, "byzlab.running.figures", None)  # as if byzlab.running.figures did not exist
     lines = []
     prof = write(tmp_path / "tiny.yaml", TINY.replace("epochs: 8", "epochs: 1").replace("seeds: [0, 1]", "seeds: [0]"))
     summary = run_sweep(prof, tmp_path / "out", workers=0, progress=False, print_fn=lines.append)
     assert summary.rendered is False and summary.ok
-    assert lines == ["byzlab sweep: byzlab.figures is not available; skipping the notebooks"]
+    assert lines == ["byzlab sweep: byzlab.running.figures is not available; skipping the notebooks"]
 
 
 # --------------------------------------------------------------------------- bad input
@@ -514,7 +514,7 @@ def test_a_second_sweep_on_the_same_output_is_refused(tmp_path):
 
 
 def test_a_backend_is_one_registered_subclass(tmp_path, capsys):
-    from byzlab.sweep.backends import BACKENDS, InlineBackend
+    from byzlab.running.sweep.backends import BACKENDS, InlineBackend
 
     submitted = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from ..config import PAPER_KNOBS, RunConfig
-from ..errors import ConfigError
+from ..core.config import PAPER_KNOBS, RunConfig
+from ..core.errors import ConfigError
 
 __all__ = ["RULE_KNOBS", "knob_applies", "parse_params", "short_label"]
 

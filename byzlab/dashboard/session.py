@@ -29,10 +29,10 @@ import traceback
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-from ..config import NO_ATTACK, RunConfig
-from ..data import cached_dataset, clear_dataset_cache
-from ..errors import ConfigError, one_line
-from ..registry import AGGREGATORS, ATTACKS
+from ..core.config import NO_ATTACK, RunConfig
+from ..core.data import cached_dataset, clear_dataset_cache
+from ..core.errors import ConfigError, one_line
+from ..core.registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, parse_params, short_label
 
 __all__ = ["LiveSession", "LiveRun", "CONTROLS", "DEFAULT_BETA", "DEFAULT_EPOCHS", "MODES", "clear_caches",
@@ -365,7 +365,7 @@ class LiveSession:
                 _BASELINES[run.config.key()] = list(run.rows)
 
     def _new_run(self, cfg: RunConfig) -> LiveRun:
-        from ..simulator import Simulation
+        from ..core.simulator import Simulation
 
         sim = Simulation(cfg, dataset=cached_dataset(cfg.dataset, cfg.data_root, cfg.download))
         return LiveRun(cfg, sim, [], sim.total_rounds)

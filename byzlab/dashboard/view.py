@@ -24,9 +24,9 @@ import html
 import threading
 from typing import Any
 
-from ..config import NO_ATTACK, RunConfig
-from ..data import DATASET_SPECS
-from ..registry import AGGREGATORS, ATTACKS
+from ..core.config import NO_ATTACK, RunConfig
+from ..core.data import DATASET_SPECS
+from ..core.registry import AGGREGATORS, ATTACKS
 from .labels import RULE_KNOBS, knob_applies, short_label
 from .session import CONTROLS, MODES, LiveRun, LiveSession
 
@@ -101,7 +101,7 @@ class Dashboard:
             w.description, w.style, w.layout, w.continuous_update = label, style, lay, False
             return w
 
-        from ..data import DATASETS
+        from ..core.data import DATASETS
 
         datasets = [d for d in EMBEDDED if d in DATASETS] + sorted(d for d in DATASETS if d not in EMBEDDED)
         c: dict[str, Any] = {name: slider(name) for name in KNOBS}

@@ -2,7 +2,7 @@ r"""byzlab's defences and attacks in Flower (``pip install "byzlab[flower]"``).
 
 Supported Flower: ``flwr>=1.42,<1.43`` (:data:`FLWR_RANGE`; the Message API of
 ``flwr.serverapp.strategy``).  Importing this package with another version, or
-without Flower, raises a one-line :class:`~byzlab.registry.ConfigError`.
+without Flower, raises a one-line :class:`~byzlab.core.registry.ConfigError`.
 
 * :class:`ByzlabStrategy` — a Flower strategy (a ``FedAvg`` whose
   ``aggregate_train`` is replaced) that aggregates with any registered byzlab
@@ -31,11 +31,11 @@ unweighted: ``num-examples`` is only used to average the clients' metrics.
 
 Metrics returned by ``aggregate_train`` (besides the clients' averaged ones): the
 simulator's diagnostic columns under the same names, computed by the same function
-(:func:`byzlab.chain.diagnostics`; undefined ones left out): ``cos_delta``,
+(:func:`byzlab.core.chain.diagnostics`; undefined ones left out): ``cos_delta``,
 ``cos_ref_benign`` / ``cos_ref_byz`` (mean cosine of the benign and attacked vectors to
 m̃_{t−1}, from round 2), ``clip_fraction`` (rules declaring a clip radius, no
 pre-aggregator), ``agg_norm`` ‖m̃_t‖, ``non_finite`` (replies screened, see
-:mod:`byzlab.chain`; their node ids in ``non_finite_nodes``); and ``num_byzantine``
+:mod:`byzlab.core.chain`; their node ids in ``non_finite_nodes``); and ``num_byzantine``
 (replies forged this round), ``failed`` (error replies), ``malformed`` (replies dropped
 because their arrays differ from the model's in names, shapes or dtypes; node ids in
 ``malformed_nodes``).
@@ -48,7 +48,7 @@ from __future__ import annotations
 import os
 from importlib import metadata as _metadata
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 #: the Flower versions this package is tested against
 FLWR_RANGE = ">=1.42,<1.43"

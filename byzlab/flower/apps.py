@@ -14,8 +14,8 @@ from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, Strategy
 
-from ..errors import ConfigError
-from ..registry import lookup
+from ..core.errors import ConfigError
+from ..core.registry import lookup
 from .attack import OmniscientAttack
 from .strategy import ByzlabStrategy, to_vector
 
@@ -31,9 +31,9 @@ def digits_client_app(dataset: str = "digits", *, k: int = 10, partition: str = 
     m ← (1−β) g + β m (kept in the node's ``context.state``), reply θ_{t−1} − η m.
     Evaluation replies the test accuracy of the received model.
     """
-    from ..data import load_dataset, run_model
-    from ..partition import partition as split
-    from ..models import build_model
+    from ..core.data import load_dataset, run_model
+    from ..core.partition import partition as split
+    from ..core.models import build_model
 
     data = load_dataset(dataset, download=False)
     parts = split(data.y_train.numpy(), k, partition, alpha=alpha, seed=seed)
@@ -216,8 +216,8 @@ def server_identity(run_id: int = 1):
 
 def initial_arrays(dataset: str = "digits", model: str | None = None, seed: int = 0) -> ArrayRecord:
     """The initial model of a byzlab run with this seed, as an ArrayRecord."""
-    from ..data import load_dataset, run_model
-    from ..models import build_model
+    from ..core.data import load_dataset, run_model
+    from ..core.models import build_model
 
     data = load_dataset(dataset, download=False)
     with torch.random.fork_rng(devices=[]):
@@ -227,8 +227,8 @@ def initial_arrays(dataset: str = "digits", model: str | None = None, seed: int 
 
 
 def _test_accuracy(dataset: str, model: str | None) -> Callable[[int, ArrayRecord], MetricRecord]:
-    from ..data import load_dataset, run_model
-    from ..models import build_model
+    from ..core.data import load_dataset, run_model
+    from ..core.models import build_model
 
     data = load_dataset(dataset, download=False)
     net = build_model(run_model(model, data), data.num_classes, data.input_shape)

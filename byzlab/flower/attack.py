@@ -9,8 +9,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
-from ..errors import ConfigError
-from ..registry import RoundContext, lookup
+from ..core.errors import ConfigError
+from ..core.registry import RoundContext, lookup
 from .strategy import from_vector, malformed, sender, to_vector, updates
 
 log = logging.getLogger("byzlab.flower")
@@ -51,7 +51,7 @@ class OmniscientAttack(Strategy):
             raise ConfigError(f"attack: {attack!r} changes the clients' training, not their replies; "
                               "allowed: attacks computed from the replies (rop, alie, ipm, bit_flip, ...)")
         if "mask" in self.attack.context and mask is None:
-            raise ConfigError(f"mask: attack {attack!r} needs the layer mask (byzlab.models.sparse_mask(model))")
+            raise ConfigError(f"mask: attack {attack!r} needs the layer mask (byzlab.core.models.sparse_mask(model))")
         if "aggregate" in self.attack.context and not callable(getattr(strategy, "trial", None)):
             raise ConfigError(f"attack: {attack!r} queries the defence (RoundContext.aggregate), which "
                               f"{type(strategy).__name__} does not expose; allowed: a ByzlabStrategy")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .apps import run_flower
 
 
@@ -22,7 +22,7 @@ def compare(*, profile: str = "quick", attack: str = "rop", aggregator: str = "c
     mean CC clip fraction, mean cosine of the benign and Byzantine updates to m̃_{t−1}."""
     import pandas as pd
 
-    from ..driver import run
+    from ..running.driver import run
 
     if profile not in COMPARE_PROFILES and not str(profile).endswith((".yaml", ".yml")):
         raise ConfigError(f"profile: must be one of {', '.join(COMPARE_PROFILES)} or a profile .yaml file; "

@@ -13,9 +13,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import validate_message_reply_consistency
 
-from ..chain import DIAGNOSTIC_COLUMNS, RuleChain, diagnostics, row_sq_norms
-from ..errors import ConfigError
-from ..registry import RoundContext, load_plugin, lookup, positive
+from ..core.chain import DIAGNOSTIC_COLUMNS, RuleChain, diagnostics, row_sq_norms
+from ..core.errors import ConfigError
+from ..core.registry import RoundContext, load_plugin, lookup, positive
 
 log = logging.getLogger("byzlab.flower")
 
@@ -106,7 +106,7 @@ class ByzlabStrategy(FedAvg):
     ``f = 0`` warns (tm with f = 0 is the mean); ``lr`` is η sent to the clients,
     ``server_lr`` η_s (default η); ``seed`` seeds the rules' generator;
     ``non_finite`` the policy for non-finite replies (``"drop"`` or ``"propagate"``,
-    :mod:`byzlab.chain`); ``node_timeout`` how long (s) a round waits for
+    :mod:`byzlab.core.chain`); ``node_timeout`` how long (s) a round waits for
     ``min_available_nodes`` before a one-line error.  Other keywords go to ``FedAvg``
     (``fraction_train``, ``min_available_nodes``, …).
 
@@ -205,7 +205,7 @@ class ByzlabStrategy(FedAvg):
 
     def diagnostics(self, x: torch.Tensor, n_benign: int, aggregate: torch.Tensor,
                     bad: torch.Tensor | None) -> dict[str, float]:
-        """:data:`~byzlab.chain.DIAGNOSTIC_COLUMNS` of this round (rows: benign first), NaN ones left out."""
+        """:data:`~byzlab.core.chain.DIAGNOSTIC_COLUMNS` of this round (rows: benign first), NaN ones left out."""
         row, delta = diagnostics(x, n_benign, aggregate, self.prev_aggregate, self.prev_delta,
                                  self.chain.clip_radius, bad)
         if delta is not None:
