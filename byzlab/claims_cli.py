@@ -222,7 +222,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--setting", action="append", choices=SETTINGS, default=None,
                    help="only this schedule: decay (the paper's, ×0.1 at 75 %%) or constant η; repeatable")
     p.add_argument("--until-decided", action="store_true", help="add seeds to the undecided comparisons")
-    p.add_argument("--max-seeds", type=int, default=10, help="at most this many seeds per cell (10)")
+    p.add_argument("--max-seeds", type=int, default=10,
+                   help="at most this many seeds per cell (10): --until-decided runs up to it; the tables read "
+                        "every stored run of seeds below it")
     p.add_argument("--no-run", action="store_true", help="compute nothing: tables from what is stored")
     p.add_argument("--export", default=None, metavar="DIR", help="copy the small tables and claims.md here")
     p.add_argument("--readme", default=None, help="a README whose claims blocks are rewritten (needs --export)")
@@ -242,7 +244,7 @@ def _cmd(args: argparse.Namespace) -> int:
     SweepOptions(**sweep).checked()  # a bad value fails here, in one line, before any table is read
     store, seeds = sweep.pop("store", None), sweep.pop("seeds", None)
     job = Claims(args.profile, out, store=store, settings=args.setting or SETTINGS,
-                 max_seeds=args.max_seeds if args.until_decided else None, tables=args.table, seeds=seeds)
+                 max_seeds=args.max_seeds, tables=args.table, seeds=seeds)
     sweep["print_fn"] = lambda line: print(line, file=sys.stderr)
     t0, computed = time.monotonic(), 0
     with interrupt_on_signals():
