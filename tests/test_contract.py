@@ -164,6 +164,25 @@ def test_tf32_is_scoped_to_the_run():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
+@pytest.mark.parametrize("precision, inside", [("fp32", False), ("bf16", False), ("tf32", True)])
+def test_a_round_runs_with_tf32_exactly_when_asked(precision, inside):
+    """PyTorch's default lets cuDNN convolutions use TF32; byzlab's fp32 and bf16 rounds switch it off."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    seen = []
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not inside
+        sim = byzlab.Simulation(precision=precision, attack="none", aggregator="mean", **SMALL)
+        engine = sim.engine
+        sim.engine = lambda *a: (seen.append((torch.backends.cuda.matmul.allow_tf32,
+                                              torch.backends.cudnn.allow_tf32)), engine(*a))[1]
+        sim.advance(2)
+        assert seen == [(inside, inside)] * 2
+        assert torch.backends.cuda.matmul.allow_tf32 is (not inside)
+        assert torch.backends.cudnn.allow_tf32 is (not inside)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 # --------------------------------------------------------------------------- CLI exit codes, checkpoints
 def _cli(*args, cwd=None):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}

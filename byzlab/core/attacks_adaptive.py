@@ -288,7 +288,6 @@ def search_scale(
     X = benign.new_empty(kb + k_m, d)
     X[:kb] = benign
     mean = benign.mean(0)
-    neg_inf = torch.tensor(float("-inf"), device=benign.device, dtype=benign.dtype)
 
     def vector(s: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return torch.addcmul(base, direction, s, out=out)
@@ -298,9 +297,10 @@ def search_scale(
             vector(s, out=X[kb])
             X[kb + 1:] = X[kb]
         val = damage(aggregate(X), mean, objective)  # a scalar: safe even if the result aliases X
-        return torch.where(torch.isnan(val), neg_inf, val)
+        return val.masked_fill(torch.isnan(val), float("-inf"))
 
-    scales = torch.tensor(candidates, device=benign.device, dtype=benign.dtype)
+    # filled on the device, one scalar each: torch.tensor(candidates, device=...) would be a host-to-device copy
+    scales = torch.stack([benign.new_full((), float(c)) for c in candidates])
     values = torch.stack([evaluate(scales[i]) for i in range(len(candidates))])
     best = torch.argmax(values)
     scale, value = scales[best], values[best]

@@ -78,6 +78,7 @@ def client_grad_fn(model: torch.nn.Module, autocast: Callable):
     """
     from torch.func import functional_call, grad, vmap
 
+    _batchnorm_input_in_fp32(model)
     named = list(model.named_parameters())
     names = [n for n, _ in named]
     shapes = [p.shape for _, p in named]
@@ -91,6 +92,27 @@ def client_grad_fn(model: torch.nn.Module, autocast: Callable):
         return loss, loss
 
     return vmap(grad(loss_fn, has_aux=True), in_dims=(None, 0, 0, 0))
+
+
+def _upcast_input(module, args):
+    x = args[0]
+    return (x.float(), *args[1:]) if x.is_floating_point() and x.dtype != torch.float32 else None
+
+
+def _batchnorm_input_in_fp32(model: torch.nn.Module) -> None:
+    """Give every BatchNorm layer of ``model`` fp32 input (a forward pre-hook; once per model).
+
+    Under bf16 autocast a BatchNorm layer receives the bf16 output of a convolution beside its fp32
+    weights and statistics; the plain module accepts that mix, but BatchNorm's batching rule under
+    ``torch.func.vmap`` does not ("expected scalar type BFloat16 but found Float").  The upcast is exact,
+    and BatchNorm computes its statistics in fp32 either way; its output stays fp32 until the next
+    autocast layer casts it.  Without autocast the input is already fp32 and the hook does nothing."""
+    if getattr(model, "_byzlab_bn_fp32", False):
+        return
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.register_forward_pre_hook(_upcast_input)
+    model._byzlab_bn_fp32 = True
 
 
 class VmapEngine:
@@ -159,16 +181,16 @@ def threads_scope(threads: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def precision_scope(precision: str) -> Iterator[None]:
-    """Within the block, ``tf32`` allows TensorFloat-32 matmuls and convolutions (CUDA).
+    """Within the block, TensorFloat-32 matmuls and convolutions (CUDA) are on for ``tf32`` and off otherwise.
 
-    The process-wide flags are restored on exit, so a TF32 run never changes
-    later runs in the same process; other precisions change nothing.
+    PyTorch's own default lets cuDNN convolutions use TF32 (a 10-bit mantissa) on Ampere and later
+    GPUs, so a plain "fp32" cnn round on an H200 would run its convolutions in TF32 (a first CPU-CUDA
+    comparison drifted by 8e-4 of max |θ| after one round, TF32-sized); byzlab's ``fp32`` means fp32,
+    and ``bf16`` keeps its non-autocast operations in fp32 as well.  The process-wide flags are
+    restored on exit, so a run never changes later runs in the same process.  No effect on CPU.
     """
-    if precision != "tf32":
-        yield
-        return
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
     try:
         yield
     finally:
