@@ -96,17 +96,21 @@ def client_grad_fn(model: torch.nn.Module, autocast: Callable):
 
 def _upcast_input(module, args):
     x = args[0]
-    return (x.float(), *args[1:]) if x.is_floating_point() and x.dtype != torch.float32 else None
+    if x.dtype not in (torch.bfloat16, torch.float16):
+        return None
+    ref = module.weight if module.weight is not None else module.running_mean
+    return (x.to(ref.dtype if ref is not None else torch.float32), *args[1:])
 
 
 def _batchnorm_input_in_fp32(model: torch.nn.Module) -> None:
-    """Give every BatchNorm layer of ``model`` fp32 input (a forward pre-hook; once per model).
+    """Give every BatchNorm layer of ``model`` its own precision's input (a forward pre-hook; once per model).
 
     Under bf16 autocast a BatchNorm layer receives the bf16 output of a convolution beside its fp32
     weights and statistics; the plain module accepts that mix, but BatchNorm's batching rule under
     ``torch.func.vmap`` does not ("expected scalar type BFloat16 but found Float").  The upcast is exact,
     and BatchNorm computes its statistics in fp32 either way; its output stays fp32 until the next
-    autocast layer casts it.  Without autocast the input is already fp32 and the hook does nothing."""
+    autocast layer casts it (to the layer's own dtype: a float64 model stays float64).  Input that is
+    not bf16 or fp16 passes unchanged."""
     if getattr(model, "_byzlab_bn_fp32", False):
         return
     for m in model.modules():
