@@ -21,7 +21,7 @@ so the script runs unchanged on an older commit (before/after).
 
     python benchmarks/flop_limit.py --threads 1 --json benchmarks/measured/flop_limit-1t.json
     python benchmarks/flop_limit.py --threads 2 --models cnn,mlp --json benchmarks/measured/flop_limit-2t.json
-    python benchmarks/flop_limit.py --render benchmarks/measured/flop_limit-*.json --readme README.md benchmarks/RESULTS.md
+    python benchmarks/flop_limit.py --render benchmarks/measured/flop_limit-2026-12-04-*.json --readme README.md
 
 ``--render`` summarises saved invocations (each a ``--json`` file) in one table: per
 label, thread count, model and engine, the min / median / max over invocations of
@@ -66,11 +66,12 @@ class Clock:
         self.cpu = (time.process_time() - self.c0) / self.threads  # CPU seconds per thread
 
 
-def matmul_rate(sizes=(512, 1024, 2048), reps: int = 5) -> dict:
-    """The best fp32 matmul rate (GFLOP/s) over a few square sizes, by wall and by CPU time per thread."""
+def matmul_rate(sizes=(512, 1024, 2048), reps: int = 5, dtype=torch.float32) -> dict:
+    """The best matmul rate (GFLOP/s; fp32 unless ``dtype``) over a few square sizes, by wall and by CPU time
+    per thread."""
     best = {"wall": 0.0, "cpu": 0.0}
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         inner = max(1, int(2e9 // (2 * n ** 3)))
         for _ in range(reps):
@@ -112,11 +113,14 @@ def round_flops(sim) -> int:
 
 
 def make_sims(model: str, data: Dataset, engines) -> dict:
+    """One simulation per engine name; ``fused:bf16`` is the fused engine with bf16 autocast."""
     sims = {}
-    for engine in engines:
+    for name in engines:
+        engine, _, precision = name.partition(":")
         try:
             t0 = time.perf_counter()
-            sim = byzlab.Simulation(dataset=data, model=model, engine=engine, device="cpu", **SETTING)
+            sim = byzlab.Simulation(dataset=data, model=model, engine=engine, device="cpu",
+                                    **SETTING, **({"precision": precision} if precision else {}))
             sim.step()  # the first round (and any one-off set-up)
             sim.setup_seconds = time.perf_counter() - t0
         except ConfigError as e:
@@ -124,7 +128,7 @@ def make_sims(model: str, data: Dataset, engines) -> dict:
             continue
         if sim.engine_name != engine:
             continue
-        sims[engine] = sim
+        sims[name] = sim
     return sims
 
 
@@ -174,7 +178,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", default="cnn,mlp,resnet20")
-    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--engines", default=",".join(ENGINES),
+                    help="comma-separated; ENGINE:bf16 runs that engine under bf16 autocast (the limit stays fp32's)")
     ap.add_argument("--rounds", type=int, default=7, help="rounds per timed block")
     ap.add_argument("--reps", type=int, default=3, help="timed blocks per engine (interleaved)")
     ap.add_argument("--warmup", type=int, default=3)
@@ -199,7 +204,8 @@ def main() -> None:
                for m in args.models.split(",")]
     rate1 = matmul_rate()
     rate = {kind: max(rate0[kind], rate1[kind]) for kind in rate0}
-    info = {"label": args.label, "date": time.strftime("%Y-%m-%d", time.gmtime()), "cpu": cpu_model(),
+    extra = {"matmul_gflops_bf16": matmul_rate(dtype=torch.bfloat16)} if any(":bf16" in e for e in engines) else {}
+    info = {**extra, "label": args.label, "date": time.strftime("%Y-%m-%d", time.gmtime()), "cpu": cpu_model(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_gflops": rate,
             "results": results}
     print(table(info))
@@ -217,7 +223,9 @@ def table(info: dict) -> str:
     """
     rate = info["matmul_gflops"]
     lines = [f"{info['label']}  {info['date']}, {info['cpu']}, torch {info['torch']}, {info['threads']} thread(s): "
-             f"best fp32 matmul {rate['wall']:.0f} GFLOP/s (wall), {rate['cpu']:.0f} (CPU time)",
+             f"best fp32 matmul {rate['wall']:.0f} GFLOP/s (wall), {rate['cpu']:.0f} (CPU time)"
+             + (f"; bf16 {info['matmul_gflops_bf16']['wall']:.0f} (wall), {info['matmul_gflops_bf16']['cpu']:.0f} "
+                f"(CPU time)" if "matmul_gflops_bf16" in info else ""),
              "| model | GFLOP/round | engine | wall ms/round min / median / max | ÷ FLOP limit (wall) "
              "| CPU ms/round min / median / max | ÷ FLOP limit (CPU time) |",
              "|---|---|---|---|---|---|---|"]
@@ -266,7 +274,7 @@ def summary(infos: list[dict]) -> str:
              "| checkout | threads | model | GFLOP/round | engine | wall ms/round | ÷ limit (wall) "
              "| CPU ms/round | ÷ limit (CPU time) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for (label, threads, model, e), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0] != "before", kv[0][3])):
+    for (label, threads, model, e), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], "before" not in kv[0][0], kv[0][3])):
         cells = []
         for key, fmt in (("wall", ".0f"), ("xwall", ".2f"), ("cpu", ".0f"), ("xcpu", ".2f")):
             v = sorted(g[key])
