@@ -147,6 +147,34 @@ def test_propagate_is_the_rules_on_the_raw_matrix():
     assert torch.isfinite(drop).all()
 
 
+@pytest.mark.parametrize("pre", [(), *[(p,) for p in PRE_AGGREGATORS if p in ("bucketing", "nnm", "arc")]])
+@pytest.mark.parametrize("agg", [a for a in AGGREGATORS if lookup("aggregator", a).fn.__module__.startswith("byzlab")])
+def test_no_rule_modifies_the_matrix_it_is_given(agg, pre):
+    """On CPU a round with no screened row hands the rules the momentum matrix itself (no copy), so
+    every registered rule, through the chain, must leave it bit for bit as it was."""
+    k, d, f = 36, 3000, 2  # after bucketing (buckets of 3) still enough rows for Bulyan
+    x = torch.randn(k, d, generator=torch.Generator().manual_seed(5))
+    before = x.clone()
+    agg_out, seen, bad = chain_of(agg, pre).aggregate(x, ctx_for(k, d, f, torch.float32), {})
+    assert seen is x and not bad.any()
+    assert torch.equal(x, before)
+    assert agg_out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
+def test_an_aggregate_that_is_a_view_of_the_unscreened_matrix_is_copied():
+    """A rule may return a view of its input; with the matrix itself handed over (CPU, nothing
+    screened) the aggregate must not change when the matrix is overwritten next round."""
+    from byzlab.core.registry import Rule
+
+    first_row = Rule("_first_row", lambda x: x[0], "aggregator", {}, ())
+    chain = RuleChain(first_row, {}, (), (), "drop")
+    x = torch.randn(5, 40)
+    agg, _, _ = chain.aggregate(x, ctx_for(5, 40, 1, torch.float32), {})
+    want = x[0].clone()
+    x.zero_()
+    assert torch.equal(agg, want)
+
+
 def test_screen_writes_into_the_buffer_and_leaves_the_input_alone():
     x = torch.randn(6, 100000)  # two column blocks on CPU
     x[1, 70000] = float("nan")

@@ -77,9 +77,13 @@ def screen(x: torch.Tensor, fill: str, center: torch.Tensor | None,
     ``fill`` is ``"mean"`` (the mean of the other rows, zero if none) or ``"center"``
     (``center``; zeros when ``None``).  ``y`` is written into ``out`` when given (a
     ``(k, d)`` buffer reused across rounds); ``x`` is never modified.  One pass for
-    the norms, one pass (column blocks) writing ``y``; no host synchronisation.
+    the norms, one pass (column blocks) writing ``y``; no host synchronisation on CUDA.
+    On CPU, where asking whether any row was screened costs nothing, a round with none
+    returns ``x`` itself and skips the copy (a pass over the matrix: 6 ms of a cnn round).
     """
     bad = ~torch.isfinite(row_sq_norms(x))
+    if x.device.type == "cpu" and not bool(bad.any()):
+        return x, bad
     good = (~bad)[:, None]
     y = torch.empty_like(x) if out is None else out
     if fill == "center":
@@ -152,15 +156,16 @@ class RuleChain:
         """Lines 12-13 of Algorithm 1: ``(m̃_t, the screened matrix, mask of screened rows or None)``.
 
         ``states`` maps each role to its ``RoundContext.state`` dict (created on first
-        use).  ``out``, a ``(k, d)`` buffer, receives the screened matrix; an aggregate
-        that aliases it (a rule returning a view of its input) is copied out of it.
+        use).  ``out``, a ``(k, d)`` buffer, receives the screened matrix (unless :func:`screen`
+        returns ``x`` itself); an aggregate that aliases the matrix the rules saw (a rule returning a
+        view of its input) is copied out of it, so that the next round's writes cannot change it.
         """
         y, bad = self.screen(x, ctx, out)
         inputs = y
         for i, (rule, params) in enumerate(zip(self.pre, self.pre_params)):
             inputs = call(rule, inputs, params, ctx, states, f"pre{i}")
         agg = call(self.aggregator, inputs, self.params, ctx, states, "aggregator")
-        if out is not None and agg.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+        if agg.untyped_storage().data_ptr() == y.untyped_storage().data_ptr():
             agg = agg.clone()
         return agg, y, bad
 
