@@ -107,10 +107,10 @@ def _batchnorm_input_in_fp32(model: torch.nn.Module) -> None:
 
     Under bf16 autocast a BatchNorm layer receives the bf16 output of a convolution beside its fp32
     weights and statistics; the plain module accepts that mix, but BatchNorm's batching rule under
-    ``torch.func.vmap`` does not ("expected scalar type BFloat16 but found Float").  The upcast is exact,
-    and BatchNorm computes its statistics in fp32 either way; its output stays fp32 until the next
-    autocast layer casts it (to the layer's own dtype: a float64 model stays float64).  Input that is
-    not bf16 or fp16 passes unchanged."""
+    ``torch.func.vmap`` does not ("expected scalar type BFloat16 but found Float").  The input is cast
+    to the layer's own dtype (fp32; a float64 model's stays float64): exact, and BatchNorm computes
+    its statistics in that precision either way; its output stays so until the next autocast layer
+    casts it.  Input that is not bf16 or fp16 passes unchanged."""
     if getattr(model, "_byzlab_bn_fp32", False):
         return
     for m in model.modules():
