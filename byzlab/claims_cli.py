@@ -11,7 +11,8 @@ The runs go through the sweep machinery (:func:`byzlab.running.sweep.run_sweep`:
 Ray, the same results store ``<out>/store``); rerunning the command continues where it stopped.
 ``--until-decided`` then repeats: judge every comparison (:mod:`byzlab.analysis.claims`), and for each one still
 undecided with fewer than ``--max-seeds`` paired seeds, run its two cells on further seeds — up to 3 while
-fewer than 3 (two seeds' spread is too rough to plan by), else up to the seeds a decision is estimated to
+fewer than 3 (two seeds' spread is too rough to plan by), a collapse count up to 10 seeds while it has
+fewer (:func:`seeds_target`), else up to the seeds a decision is estimated to
 need (:func:`byzlab.core.stats.seeds_needed`) when that is within ``--max-seeds``; a comparison estimated to
 need more is left undecided with its estimate.  It stops when no comparison asks for seeds.
 
@@ -65,6 +66,31 @@ def _cell(cfg: RunConfig) -> tuple:
     rounds = cfg.schedule().total_rounds
     return (claims.setting_label(rounds, cfg.lr_decay, cfg.lr_decay_at), partition_label(cfg), attack_label(cfg),
             aggregator_label(cfg), round(cfg.beta, 6))
+
+
+#: a collapse rate seen on fewer seeds is too rough to plan by (2 of 4 has the exact interval [0.07, 0.93])
+RATE_MIN_SEEDS = 10
+
+
+def seeds_target(r, max_seeds: int) -> int | None:
+    """The paired seeds an undecided comparison ``r`` (a row of the comparisons table) asks for, or None.
+
+    Up to 3 while fewer than 3 (two seeds' spread is too rough to plan by); a collapse comparison
+    (``kind`` "collapse") up to :data:`RATE_MIN_SEEDS` while it has fewer, whatever its estimate (a
+    rate of exactly 1/2 estimates "never"); else up to the estimate when that is within ``max_seeds``.
+    Never beyond ``max_seeds``, always at least one more than it has."""
+    n, need = int(r["n_paired"]), float(r["seeds_needed"])
+    if n >= max_seeds:
+        return None
+    if n < 3:
+        target = 3
+    elif r.get("kind") == "collapse" and n < RATE_MIN_SEEDS:
+        target = RATE_MIN_SEEDS
+    elif math.isfinite(need) and need <= max_seeds:
+        target = int(need)
+    else:
+        return None
+    return min(max_seeds, max(target, n + 1))
 
 
 class Claims:
@@ -151,17 +177,9 @@ class Claims:
         """The further seeds the undecided comparisons ask for (see the module docstring)."""
         out: dict[str, RunConfig] = {}
         for _, r in detail[detail["verdict"] == stats.UNDECIDED].iterrows():
-            n = int(r["n_paired"])
-            need = r["seeds_needed"]
-            if n >= self.max_seeds:
+            target = seeds_target(r, self.max_seeds)
+            if target is None:
                 continue
-            if n < 3:
-                target = 3
-            elif math.isfinite(need) and need <= self.max_seeds:
-                target = int(need)
-            else:
-                continue
-            target = min(self.max_seeds, max(target, n + 1))
             for side in ("higher_cell", "lower_cell"):
                 attack, aggregator, beta = r[side].split("|")
                 seeds = self.by_cell.get((r["setting"], r["partition"], attack, aggregator, round(float(beta), 6)), {})

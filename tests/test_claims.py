@@ -520,3 +520,26 @@ def test_cc_trace_agrees_with_the_runs_diagnostics_and_eq6():
     assert t["cos_mean"].between(-1, 1).all() and t["test_accuracy"].notna().sum() == 3
     with pytest.raises(ValueError, match="^aggregator: the trace follows CC"):
         trace(RunConfig.make(cfg, aggregator="tm"))
+
+
+def test_seeds_target_plans_collapse_counts_beyond_a_degenerate_estimate():
+    """Which paired seeds an undecided comparison asks for (hand-made rows): 3 while fewer than 3; a collapse
+    count of 2 in 4 (rate exactly 1/2, so its estimate is "never") up to 10 seeds; an accuracy comparison
+    whose estimate is infinite or beyond --max-seeds nothing; otherwise its estimate, capped at --max-seeds."""
+    from byzlab.claims_cli import RATE_MIN_SEEDS, seeds_target
+
+    def row(n, need, kind="accuracy"):
+        return pd.Series({"n_paired": n, "seeds_needed": need, "kind": kind})
+
+    assert RATE_MIN_SEEDS == 10
+    assert seeds_target(row(2, math.nan), 25) == 3
+    assert seeds_target(row(4, math.inf, "collapse"), 25) == 10
+    assert seeds_target(row(4, math.inf, "collapse"), 6) == 6  # capped
+    assert seeds_target(row(9, math.inf, "collapse"), 25) == 10
+    assert seeds_target(row(10, math.inf, "collapse"), 25) is None
+    assert seeds_target(row(10, 14.0, "collapse"), 25) == 14
+    assert seeds_target(row(4, math.inf), 25) is None
+    assert seeds_target(row(7, 12.0), 25) == 12
+    assert seeds_target(row(7, 30.0), 25) is None
+    assert seeds_target(row(12, 12.0), 12) is None  # at --max-seeds already
+    assert seeds_target(row(7, 5.0), 25) == 8  # at least one more than it has
