@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from ..core import checkpoint
 from ..core.data import Dataset
 from ..core.engines import threads_scope
-from ..core.interrupts import RoundInterrupt, stop_at_round_boundaries
+from ..core.interrupts import RoundInterrupt, one_round, stop_at_round_boundaries
 from ..core.results import RunResult
 from ..core.simulator import Simulation
 
@@ -88,10 +88,11 @@ class Driver:
             try:
                 with threads_scope(self.sims[0].config.threads):  # RunConfig.threads, as in the sweep
                     self.runner.advance(self._chunk(target), callback=callback)
+                with one_round():  # a signal during a periodic save is honoured after it, at this boundary
+                    self._save_due()
             except RoundInterrupt:  # the round is complete: the state of every run is consistent
                 self.save()
                 raise
-            self._save_due()
 
     def run(self, callback: Callable | None = None, on_finished: Callable[[int], Any] | None = None) -> None:
         """Advance to the end; ``on_finished(i)`` as soon as run ``i`` is done (a batch's runs end apart)."""
