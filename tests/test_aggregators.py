@@ -213,3 +213,20 @@ def test_blocked_helpers_equal_the_plain_formulas(x, monkeypatch):
     assert torch.allclose(kernels.centered_matvec(w, x, v), w @ (x - v))
     assert torch.allclose(A.centered_clip(x, v, tau=0.7), v + ((x - v) * (0.7 / (x - v).norm(dim=1, keepdim=True))
                                                                .clamp(max=1)).mean(0))
+
+
+@pytest.mark.parametrize("block", [4, 1 << 20])  # several column blocks / the whole matrix as one
+def test_clipped_sum_equals_the_plain_formula_in_blocks_and_in_one(x, monkeypatch, block):
+    monkeypatch.setattr(kernels, "CPU_BLOCK", block)
+    v = x[0] * 0.5
+    diff = x - v
+    plain = ((0.7 / diff.norm(dim=1)).clamp(max=1)[:, None] * diff).sum(0)
+    assert torch.allclose(kernels.clipped_sum(x, v, 0.7), plain, atol=1e-12)
+    # a row at the centre counts as distance zero (no division by 0): it adds nothing
+    at_centre = torch.cat([v[None], x[1:]])
+    assert torch.isfinite(kernels.clipped_sum(at_centre, v, 0.7)).all()
+    # the one-block path is the blocked one's arithmetic, not just close to it
+    monkeypatch.setattr(kernels, "CPU_BLOCK", 1 << 20)
+    one = kernels.clipped_sum(x, v, 0.7)
+    w = (0.7 / kernels.row_distances(x, v).clamp_min(1e-12)).clamp(max=1.0)
+    assert torch.equal(one, kernels.centered_matvec(w, x, v))

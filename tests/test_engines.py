@@ -19,7 +19,7 @@ from byzlab import RunConfig, Simulation
 from byzlab.core.data import Dataset
 from byzlab.core.engines import choose_engine
 from byzlab.core.errors import ConfigError
-from byzlab.core.fused import supports
+from byzlab.core.fused import nhwc, supports
 
 RTOL = {"loop": 1e-10, "vmap": 1e-6, "fused": 1e-10}
 ENGINES = list(RTOL)
@@ -145,3 +145,20 @@ def test_engine_choice():
         choose_engine("fused", other, cpu)
     with pytest.raises(ConfigError, match=r"^engine: unknown 'jax'; choose one of: auto, fused, loop, vmap"):
         RunConfig.make(engine="jax")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_nhwc_keeps_the_values_and_makes_a_convolution_run_in_nhwc(channels):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, channels, 9, 9, generator=g)
+    w = torch.randn(4, channels, 3, 3, generator=g)
+    for part in (x, x[2:5]):  # a slice: a storage offset
+        y = nhwc(part)
+        assert torch.equal(y, part) and y.is_contiguous(memory_format=torch.channels_last)
+        assert y.stride()[1] == 1  # the channel is the fastest dimension, also for one channel
+        out = F.conv2d(y, w)
+        assert out.stride()[1] == 1  # the convolution ran in NHWC: its 4-channel output is NHWC
+        torch.testing.assert_close(out, F.conv2d(part.contiguous(), w), rtol=1e-5, atol=1e-5)
+    # the plain conversion keeps a one-channel tensor's NCHW strides: the case nhwc exists for
+    plain = F.conv2d(x.contiguous(memory_format=torch.channels_last), w)
+    assert (plain.stride()[1] == 1) == (channels > 1)

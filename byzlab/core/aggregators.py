@@ -56,7 +56,7 @@ import torch
 
 from .kernels import (
     apply_rank_network_,
-    centered_matvec,
+    clipped_sum,
     column_blocks,
     rank_network,
     row_distances,
@@ -228,8 +228,7 @@ def centered_clip(x: torch.Tensor, center: torch.Tensor | None, tau: float, iter
     _check(x)
     v = torch.zeros_like(x[0]) if center is None else center
     for _ in range(iters):
-        scale = (tau / row_distances(x, v).clamp_min(1e-12)).clamp(max=1.0)
-        v = v + centered_matvec(scale, x, v) / x.shape[0]
+        v = v + clipped_sum(x, v, tau) / x.shape[0]
     return v
 
 

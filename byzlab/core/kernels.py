@@ -19,6 +19,7 @@ __all__ = [
     "column_blocks",
     "row_distances",
     "centered_matvec",
+    "clipped_sum",
     "rank_network",
     "apply_rank_network_",
     "window_around_median_mean",
@@ -54,6 +55,24 @@ def centered_matvec(w: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.
     for sl in column_blocks(x):
         out[sl] = w @ (x[:, sl] - v[sl])
     return out
+
+
+def clipped_sum(x: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
+    """``(d,)`` vector Σ_i min(1, τ/‖x_i − v‖)(x_i − v), distances below 1e-12 counted as zero.
+
+    When the matrix is one column block (every device but the CPU, and d ≤ :data:`CPU_BLOCK`
+    there) the differences are formed once and serve both the distances and the sum; else
+    they are formed block by block twice (:func:`row_distances`, then :func:`centered_matvec`),
+    as the weights need every block's distance first.  The same operations either way, so the
+    same numbers.
+    """
+    blocks = column_blocks(x)
+    if len(blocks) > 1:
+        scale = (tau / row_distances(x, v).clamp_min(1e-12)).clamp(max=1.0)
+        return centered_matvec(scale, x, v)
+    diff = x - v
+    dist = torch.linalg.vector_norm(diff, dim=1).square_().sqrt_()
+    return (tau / dist.clamp_min(1e-12)).clamp(max=1.0) @ diff
 
 
 @functools.lru_cache(maxsize=None)

@@ -209,7 +209,7 @@ class Simulation:
             self._perm = keys.masked_fill(pad, 2.0).argsort(dim=1)
         pos = (r * b + torch.arange(b, device=self.device))[None, :] % self.shard_sizes[:, None]
         idx = self.shards.gather(1, self._perm.gather(1, pos)).reshape(-1)
-        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        x, y = self.data.x_train.index_select(0, idx), self.data.y_train.index_select(0, idx)  # x[idx], 5x faster
         if self.data.augment:
             x = augment_batch(x, self.generator, fill=self._pad_fill)
         if self._flip_mask is not None:
