@@ -342,3 +342,21 @@ def test_diagnostics_equal_the_plain_formulas(digits, monkeypatch):
         got = sim.round_diag[t]
         assert torch.allclose(got, torch.tensor([float(w) for w in want]), atol=1e-5, equal_nan=True), t
     assert 0 < sim.round_diag[:3, 3].max() <= 1  # some vectors are clipped at τ = 0.05
+
+
+@pytest.mark.parametrize("dataset,model", [("digits", "mlp"), ("mnist5k", "cnn")])
+def test_evaluate_equals_a_plain_forward_of_the_test_set(digits, dataset, model):
+    import copy
+
+    data = digits if dataset == "digits" else load_dataset(dataset)
+    cfg = RunConfig.make(**{**QUICK, "dataset": dataset}, model=model, attack="none", max_rounds=8)
+    sim = Simulation(cfg, dataset=data)
+    for _ in range(8):
+        sim.step()
+    plain = copy.deepcopy(sim.model).eval()  # the NCHW forward of the whole test set, by hand
+    with torch.no_grad():
+        pred = plain(data.x_test.contiguous()).argmax(1)
+    expected = 100.0 * int((pred == data.y_test).sum()) / data.y_test.shape[0]
+    assert 15 < expected < 100  # a partly trained model: a wrong layout would show
+    assert sim.evaluate() == pytest.approx(expected, abs=1e-9)
+    assert sim.model.training  # evaluate leaves the model in training mode

