@@ -90,8 +90,8 @@ def nhwc(x: torch.Tensor) -> torch.Tensor:
     returns it unchanged, with NCHW strides: PyTorch then takes it as NCHW, the first
     convolution runs oneDNN's NCHW kernel and its per-client weight gradients copy their
     inputs between the two orders.  The same memory, viewed with NHWC strides, runs both in
-    NHWC (cnn, 128 samples, one thread: forward with its NHWC copy 3.8 → 1.6 ms, weight
-    gradients of 4 clients 3.9 → 1.5 ms).
+    NHWC (cnn, 128 samples, one thread: forward with its NHWC copy 4.6 → 2.0 ms, weight
+    gradients of 4 clients 3.1 → 1.5 ms; ``benchmarks/layout_check.py``).
     """
     if x.shape[1] == 1 and x.is_contiguous():
         _, _, h, w = x.shape

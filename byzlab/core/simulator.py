@@ -293,8 +293,8 @@ class Simulation:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         xs, ys = self.data.x_test, self.data.y_test
         # images in NHWC on CPU, as the fused engine trains them: oneDNN's NHWC kernels (one thread,
-        # 1,000 MNIST images through the cnn 221 -> 114 ms; 500 CIFAR-10 images through ResNet-20
-        # 1.22 -> 0.83 s); the same logits up to the order of additions
+        # 1,000 MNIST images through the cnn 215 -> 106 ms, benchmarks/layout_check.py); the same
+        # logits up to the order of additions
         layout = nhwc if xs.dim() == 4 and xs.device.type == "cpu" else (lambda x: x)
         for i in range(0, xs.shape[0], 2000):
             correct += (self.model(layout(xs[i: i + 2000])).argmax(1) == ys[i: i + 2000]).sum()
