@@ -8,6 +8,7 @@ engine evaluates its loss on float32 logits and gets 1e-6 (see test_reference.py
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -98,6 +99,38 @@ def test_fused_engine_in_chunks_of_clients_matches_per_client_copies():
         assert torch.allclose(loss.double(), want_loss, rtol=1e-6, atol=0)
     for (name, a), (_, b) in zip(sims[0].model.named_buffers(), sims[1].model.named_buffers()):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12), name
+
+
+class _Shared(nn.Module):
+    """A convolution and a linear layer each applied twice (their gradients are sums of two parts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.lin = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(torch.relu(self.conv(x))))
+        h = F.adaptive_avg_pool2d(h, 2).flatten(1)
+        return self.head(torch.tanh(self.lin(torch.tanh(self.lin(h)))))
+
+
+def test_fused_engine_adds_the_parts_of_a_layer_called_twice():
+    """A layer's first contribution is written into the gradient rows, later ones added: both paths."""
+    from byzlab.core.fused import FusedEngine
+
+    torch.manual_seed(0)
+    model, n, b = _Shared(), 4, 3
+    d = sum(p.numel() for p in model.parameters())
+    engine = FusedEngine(model, n, d, torch.device("cpu"), contextlib.nullcontext, channels_last=True)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(2):  # twice: rows left from a first call must not leak into the second
+        x, y = torch.randn(n * b, 2, 6, 6, generator=g), torch.randint(0, 3, (n * b,), generator=g)
+        want_g, want_loss = _plain_per_client(copy.deepcopy(model), x, y, n)
+        got_g, got_loss = engine(x, y, n, n)
+        assert float((got_g - want_g).abs().max()) <= 1e-10 * float(want_g.abs().max())
+        assert torch.allclose(got_loss.double(), want_loss, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -210,23 +210,44 @@ class FusedEngine:
             self.rows[pid].copy_(g.view_as(self.rows[pid]))
             written.add(pid)
 
+    def _direct_target(self, pid: int, dtype: torch.dtype, written: set) -> torch.Tensor | None:
+        """The rows of parameter ``pid`` to compute its gradients into, when they can take them as they are.
+
+        That is when this is the parameter's first contribution of the pass and the rows have the
+        gradients' dtype (not under autocast).  A ``bmm`` written into the rows instead of a temporary
+        copied there, one thread: the mlp's first layer 0.90 -> 0.77 ms a round, the cnn's fc1
+        1.37 -> 1.14 ms a pass (``benchmarks/layout_check.py``); the same numbers bit for bit."""
+        if pid in written or self.rows[pid].dtype != dtype:
+            return None
+        written.add(pid)
+        return self.rows[pid]
+
     def _weight_grads(self, m: nn.Module, a: torch.Tensor, delta: torch.Tensor, written: set) -> None:
         n, b = self.n, self.b
         a = a.to(delta.dtype)  # under autocast the layer ran in the lower precision
         if isinstance(m, nn.Linear):
             dv = delta.reshape(n, -1, delta.shape[-1])
-            self._write(id(m.weight), torch.bmm(dv.transpose(1, 2), a.reshape(n, -1, a.shape[-1])), written)
+            dw, av = dv.transpose(1, 2), a.reshape(n, -1, a.shape[-1])
+            direct = self._direct_target(id(m.weight), delta.dtype, written)
+            if direct is not None:  # the GEMMs write into the rows (no (n, out, in) temporary and copy)
+                torch.bmm(dw, av, out=direct)
+            else:
+                self._write(id(m.weight), torch.bmm(dw, av), written)
             if m.bias is not None:
                 self._write(id(m.bias), dv.sum(1), written)
             return
         # Conv2d: the weight-gradient kernel on each client's slice
         w = m.weight
-        gw = torch.empty(n, *w.shape, device=w.device, dtype=delta.dtype)
+        gw = self._direct_target(id(w), delta.dtype, written)
+        direct = gw is not None
+        if not direct:
+            gw = torch.empty(n, *w.shape, device=w.device, dtype=delta.dtype)
         for i in range(n):
             gw[i] = torch.ops.aten.convolution_backward(
                 delta[i * b:(i + 1) * b], a[i * b:(i + 1) * b], w.detach().to(delta.dtype), None, m.stride,
                 m.padding, m.dilation, False, [0, 0], m.groups, [False, True, False])[1]
-        self._write(id(w), gw, written)
+        if not direct:
+            self._write(id(w), gw, written)
         if m.bias is not None:
             self._write(id(m.bias), delta.unflatten(0, (n, b)).sum((1, 3, 4)), written)
 

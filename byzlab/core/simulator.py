@@ -63,6 +63,11 @@ from .interrupts import one_round
 from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule
 from .results import FORMAT_VERSION, HISTORY_COLUMNS, RunResult
 
+#: test images per forward pass of :meth:`Simulation.evaluate` on CPU: a layer's output stays in
+#: cache (the paper's cnn, one thread, mnist5k's 1,000 test images at once 105 ms, in batches of
+#: 256 82 ms, ``benchmarks/layout_check.py``; the same logits)
+EVAL_BATCH = 256
+
 
 def _to_device(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, torch.Tensor):
@@ -294,10 +299,12 @@ class Simulation:
         xs, ys = self.data.x_test, self.data.y_test
         # images in NHWC on CPU, as the fused engine trains them: oneDNN's NHWC kernels (one thread,
         # 1,000 MNIST images through the cnn 215 -> 106 ms, benchmarks/layout_check.py); the same
-        # logits up to the order of additions
+        # logits up to the order of additions.  Batches of EVAL_BATCH keep a layer's output in cache
+        # (the cnn's conv1 output of 1,000 images is 46 MB)
         layout = nhwc if xs.dim() == 4 and xs.device.type == "cpu" else (lambda x: x)
-        for i in range(0, xs.shape[0], 2000):
-            correct += (self.model(layout(xs[i: i + 2000])).argmax(1) == ys[i: i + 2000]).sum()
+        step = EVAL_BATCH if xs.device.type == "cpu" else 2000
+        for i in range(0, xs.shape[0], step):
+            correct += (self.model(layout(xs[i: i + step])).argmax(1) == ys[i: i + step]).sum()
         self.model.train()
         return 100.0 * correct.item() / xs.shape[0]
 
