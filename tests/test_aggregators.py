@@ -1,9 +1,12 @@
 """Aggregators against hand-computed values and invariants."""
+import logging
+
 import pytest
 import torch
 
 from byzlab.core import aggregators as A
 from byzlab.core import kernels
+from byzlab.core.errors import ConfigError
 
 
 @pytest.fixture
@@ -182,6 +185,103 @@ def test_order_statistics_propagate_nan_and_order_infinities():
     assert torch.isnan(tm[1]) and torch.isnan(cm[1])
     ok = torch.tensor([0, 2, 3, 4, 5])
     assert torch.allclose(tm[ok], _sort_tm(x[:, ok], 5)) and torch.equal(cm[ok], _sort_median(x[:, ok]))
+
+
+def _compiler_works() -> bool:
+    """Whether torch.compile can build a CPU kernel on this machine (a C++ compiler and Python's headers)."""
+    try:
+        return bool(torch.compile(lambda t: t + 1)(torch.zeros(3)).eq(1).all())
+    except Exception:  # noqa: BLE001 -- any failure to build: this machine cannot compile
+        return False
+
+
+@pytest.mark.parametrize("k", [25, 26])
+def test_compiled_order_statistics_equal_the_eager_network_and_the_sort_definitions(k, monkeypatch):
+    """The compiled network + sum (every matrix here) bit for bit equal to the eager one, NaN and ±inf included."""
+    monkeypatch.setenv("BYZLAB_COMPILE", "1")
+    monkeypatch.setattr(kernels, "COMPILED_MIN_NUMEL", 1)
+    monkeypatch.setattr(kernels, "_COMPILED", {})  # this test's own compilations
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(k, 3000, generator=g, dtype=torch.float64)
+    x[3, 1] = float("nan")
+    x[:4, 2] = float("inf")
+    x[:2, 3] = -float("inf")
+    tm, cm = A.trimmed_mean(x, 5), A.median(x)
+    assert len(kernels._COMPILED) == 2
+    if any(fn is None for fn in kernels._COMPILED.values()):  # fell back: only allowed where nothing compiles
+        assert not _compiler_works(), "torch.compile works here, but rank_sum's compilation failed"
+        pytest.skip("torch.compile cannot build a CPU kernel on this machine (the eager path ran)")
+    monkeypatch.setenv("BYZLAB_COMPILE", "0")
+    for got, want in ((tm, A.trimmed_mean(x, 5)), (cm, A.median(x))):
+        assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.nan_to_num(), want.nan_to_num())
+    ok = torch.ones(x.shape[1], dtype=torch.bool)
+    ok[1] = False
+    assert torch.isnan(tm[1]) and torch.isnan(cm[1])
+    assert torch.allclose(tm[ok], _sort_tm(x[:, ok], 5), atol=1e-12, rtol=0)
+    assert torch.equal(cm[ok], _sort_median(x[:, ok]))
+
+
+def test_rank_sum_falls_back_to_the_eager_network_when_compiling_fails(monkeypatch, caplog):
+    monkeypatch.setenv("BYZLAB_COMPILE", "1")
+    monkeypatch.setattr(kernels, "COMPILED_MIN_NUMEL", 1)
+    monkeypatch.setattr(kernels, "_COMPILED", {})
+
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler found\nmore lines")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    x = torch.randn(25, 40, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with caplog.at_level(logging.WARNING, logger="byzlab.core.kernels"):
+        first, second = A.trimmed_mean(x, 5), A.trimmed_mean(x, 5)
+    assert torch.allclose(first, _sort_tm(x, 5), atol=1e-12, rtol=0) and torch.equal(first, second)
+    assert kernels._COMPILED == {(25, (5, 20), 5, 20): None}
+    warned = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert warned == ["rank_sum: torch.compile failed (RuntimeError: no C++ compiler found); "
+                      "the eager comparator network runs instead"]
+
+
+def test_compiling_is_off_by_default_on_in_compiled_networks_and_the_environment_decides(monkeypatch):
+    monkeypatch.setattr(kernels, "COMPILED_MIN_NUMEL", 1)
+    monkeypatch.setattr(kernels, "_COMPILED", {})
+    monkeypatch.delenv("BYZLAB_COMPILE", raising=False)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # no compiler needed: which path, not speed
+    x = torch.randn(25, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    A.trimmed_mean(x, 5)
+    assert not kernels.compiling() and kernels._COMPILED == {}
+    with kernels.compiled_networks():
+        assert kernels.compiling()
+        with_network = A.trimmed_mean(x, 5)
+        monkeypatch.setenv("BYZLAB_COMPILE", "0")
+        assert not kernels.compiling()
+    assert list(kernels._COMPILED) == [(25, (5, 20), 5, 20)]
+    assert torch.allclose(with_network, _sort_tm(x, 5), atol=1e-12, rtol=0)
+    monkeypatch.setenv("BYZLAB_COMPILE", "1")
+    assert kernels.compiling()
+    monkeypatch.setenv("BYZLAB_COMPILE", "yes")
+    with pytest.raises(ConfigError, match="BYZLAB_COMPILE: must be 0 or 1"):
+        kernels.compiling()
+
+
+def test_a_sweep_job_compiles_the_networks(monkeypatch, tmp_path):
+    """execute_job runs its runs with compiling on (and restores the process's setting)."""
+    from byzlab.running.sweep import worker
+
+    seen = []
+    monkeypatch.delenv("BYZLAB_COMPILE", raising=False)
+    monkeypatch.setattr(worker, "_execute_job", lambda *args: seen.append(kernels.compiling()) or [])
+    assert worker.execute_job([], str(tmp_path), {"write": True}) == []
+    assert seen == [True] and not kernels.compiling()
+
+
+def test_rank_sum_rejects_ranks_that_cut_a_group():
+    x = torch.randn(7, 4)
+    with pytest.raises(ValueError, match="lo, hi"):
+        kernels.rank_sum(x, (2, 5), 1, 5)
+    with pytest.raises(ValueError, match="lo, hi"):
+        kernels.rank_sum(x, (2, 5), 5, 5)
+    assert torch.allclose(kernels.rank_sum(x, (2, 5), 2, 5), x.sort(0).values[2:5].sum(0), atol=1e-6, rtol=0)
 
 
 def test_bulyan_equals_its_definition(monkeypatch):

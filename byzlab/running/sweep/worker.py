@@ -28,6 +28,7 @@ from ...core.config import RunConfig, resolve_device
 from ...core.data import cached_dataset
 from ..driver import Driver, default_checkpoint_every
 from ...core.errors import one_line
+from ...core.kernels import compiled_networks
 from ...core.interrupts import stop_at_round_boundaries
 from ...core.registry import load_plugin
 from ...core.simulator import Simulation
@@ -110,8 +111,15 @@ def execute_job(cfgs: list[RunConfig], store_root: str, opts: dict,
     ``opts``: ``checkpoint_every``, ``checkpoint_seconds``, ``write`` (store results here,
     or return them in the outcome for the driver to store), ``keep_final_checkpoint``.
     A run already in the store is reported ``cached`` and not recomputed.  Exceptions
-    become ``error`` outcomes (with the traceback) — except KeyboardInterrupt.
+    become ``error`` outcomes (with the traceback) — except KeyboardInterrupt.  The rules'
+    comparator networks are compiled within a job (:func:`byzlab.core.kernels.compiling`).
     """
+    with compiled_networks():  # a worker runs many runs: its first compilation pays off (kernels.compiling)
+        return _execute_job(cfgs, store_root, opts, emit)
+
+
+def _execute_job(cfgs: list[RunConfig], store_root: str, opts: dict,
+                 emit: Callable[[dict], None] | None) -> list[dict]:
     store = ResultStore(store_root)
     outcomes: list[dict] = []
 
