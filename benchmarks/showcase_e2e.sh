@@ -2,7 +2,8 @@
 # The showcase end to end: four of its cells (cnn, mnist5k, beta = 0.9, evaluated once an epoch)
 # run as its sweep runs them, PAR at a time with THREADS torch threads each, whole processes timed.
 #
-#   bash benchmarks/showcase_e2e.sh LABEL [CHECKOUT]      (environment: ROUNDS=60 PAR=2 THREADS=1 EXTRA="")
+#   bash benchmarks/showcase_e2e.sh LABEL [CHECKOUT]      (environment: ROUNDS=60 PAR=2 THREADS=1 EXTRA=""
+#                                                          BYZLAB_COMPILE=1)
 #
 # CHECKOUT (default: this one) is the byzlab source tree to run, e.g. an older commit checked out with
 # `git worktree add ../base <commit>`: its package is imported from there, also when this checkout is
@@ -14,6 +15,9 @@ set -euo pipefail
 label=${1:?usage: showcase_e2e.sh LABEL [CHECKOUT]}
 checkout=$(cd "${2:-$(dirname "$0")/..}" && pwd)
 rounds=${ROUNDS:-60}; par=${PAR:-2}; threads=${THREADS:-1}
+# a sweep's jobs compile the rules' comparator networks (byzlab.core.kernels.compiling); so do these runs
+# (each process pays its first compilation once, which the 60 - 20 rounds difference leaves out)
+export BYZLAB_COMPILE=${BYZLAB_COMPILE:-1}
 out=$(mktemp -d)
 cells=("--aggregator cc --tau 1.0 --attack rop" "--aggregator tm --attack alie"
        "--aggregator rfa --attack alie --z 1.2" "--aggregator cc --tau 0.1 --attack none")
