@@ -288,8 +288,15 @@ def _first_call_single_threaded_compile(fn):
             return fn(x)
         import torch._inductor.config as inductor_config
 
-        with inductor_config.patch(compile_threads=1):
-            out = fn(x)
+        # the compiler's import says "No CUDA runtime is found" on a CPU-only machine: not news here
+        quiet = logging.getLogger("torch.utils.cpp_extension")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with inductor_config.patch(compile_threads=1):
+                out = fn(x)
+        finally:
+            quiet.setLevel(level)
         first[0] = False
         return out
     return call
