@@ -214,9 +214,10 @@ class FusedEngine:
         """The rows of parameter ``pid`` to compute its gradients into, when they can take them as they are.
 
         That is when this is the parameter's first contribution of the pass and the rows have the
-        gradients' dtype (not under autocast).  A ``bmm`` written into the rows instead of a temporary
-        copied there, one thread: the mlp's first layer 0.90 -> 0.77 ms a round, the cnn's fc1
-        1.37 -> 1.14 ms a pass (``benchmarks/layout_check.py``); the same numbers bit for bit."""
+        gradients' dtype (not under autocast); the parameter then counts as written.  A ``bmm``
+        written into the rows instead of a temporary copied there, one thread: the mlp's first layer
+        0.85–0.95 -> 0.77–0.80 ms a round, the cnn's fc1 1.35–1.77 -> 1.13–1.20 ms a pass
+        (``benchmarks/layout_check.py``, 2026-12-04, 2-core AMD EPYC); the same numbers bit for bit."""
         if pid in written or self.rows[pid].dtype != dtype:
             return None
         written.add(pid)

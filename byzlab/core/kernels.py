@@ -186,9 +186,10 @@ def compiling() -> bool:
     """Whether :func:`rank_sum` compiles its network: ``BYZLAB_COMPILE=1`` yes, ``=0`` no, unset as
     :func:`compiled_networks` set it (on inside a sweep's jobs, off elsewhere).
 
-    Off by default because a process pays ≈ 5–7 s for its first compilation (importing the
-    compiler stack, tracing, loading the kernel from inductor's on-disk cache; 13 s with an
-    empty cache), while the eager network costs 23 ms more a cnn round (TM, d = 431,080) and
+    Off by default because a process pays ≈ 3–5 s for its first compilation (importing the
+    compiler stack, tracing, loading the kernel from inductor's on-disk cache: 2.7–4.0 s in
+    ``benchmarks/compile_check.py``, 3.3–4.5 s more for a showcase cell's process in
+    ``benchmarks/showcase_e2e.sh``; 13 s with an empty cache), while the eager network costs 23 ms more a cnn round (TM, d = 431,080) and
     2.4 ms more an mlp round: a sweep's worker, which runs many runs, wins; a single short
     run may not.
     """

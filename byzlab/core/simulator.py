@@ -64,8 +64,8 @@ from .registry import AGGREGATORS, ATTACKS, PRE_AGGREGATORS, RoundContext, Rule
 from .results import FORMAT_VERSION, HISTORY_COLUMNS, RunResult
 
 #: test images per forward pass of :meth:`Simulation.evaluate` on CPU: a layer's output stays in
-#: cache (the paper's cnn, one thread, mnist5k's 1,000 test images at once 105 ms, in batches of
-#: 256 82 ms, ``benchmarks/layout_check.py``; the same logits)
+#: cache (the paper's cnn, one thread, mnist5k's 1,000 test images at once 105–111 ms, in batches
+#: of 256 81–85 ms, ``benchmarks/layout_check.py``, 2026-12-04, 2-core AMD EPYC; the same logits)
 EVAL_BATCH = 256
 
 
