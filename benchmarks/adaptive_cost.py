@@ -38,7 +38,7 @@ D, K, K_M = 431_080, 25, 5
 def trial(rule, params, ctx, states):
     """The round context's ``aggregate``, as the simulator builds it: copies of state and RNG per call."""
     def aggregate(X):
-        gen = torch.Generator(device=X.device)
+        gen = torch.Generator(device=ctx.generator.device)
         gen.set_state(ctx.generator.get_state())
         st = copy.deepcopy(states)
         c = dataclasses.replace(ctx, generator=gen, state=st)

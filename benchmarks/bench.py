@@ -217,7 +217,9 @@ def rule_tables(spec: ModelSpec, device: torch.device, timer: Timer, n: int, mod
     d = sum(p.numel() for p in model.parameters())
     x = torch.randn(K, d, device=device, generator=g) * 1e-2 + 1e-3
     prev = x[:K_B].mean(0) + 1e-3 * torch.randn(d, device=device, generator=g)
-    ctx = RoundContext(t=2, k=K, k_m=K_M, f=K_M, lr=0.1, prev_aggregate=prev, center=prev, generator=g,
+    # the rules draw from a CPU generator on every device, as in a run (byzlab.core.draws)
+    ctx = RoundContext(t=2, k=K, k_m=K_M, f=K_M, lr=0.1, prev_aggregate=prev, center=prev,
+                       generator=torch.Generator().manual_seed(0),
                        byzantine=x[K_B:], mask=sparse_mask(model).to(device), server_update=prev)
     server = AGGREGATORS["cc"]  # the defence an adaptive attack's trial aggregations run (one aggregation each)
 

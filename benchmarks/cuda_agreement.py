@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """The same run on CPU and on CUDA, per gradient engine: how far θ drifts apart, round by round.
 
-Same config, same seed: the draws (initial model, partition, batches) come from the
-CPU generator either way, so the two runs differ only by the devices' float
+Same config, same seed: the draws (initial model, partition, mini-batches, the
+rules' random choices) come from the CPU generator on either device
+(:mod:`byzlab.core.draws`), so the two runs differ only by the devices' float
 arithmetic.  Prints, per engine and attack/aggregator pair, max |θ_cuda − θ_cpu| ÷ max |θ_cpu|
 after rounds 1, 10 and ``--rounds``, and both final accuracies::
 

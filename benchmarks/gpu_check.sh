@@ -35,11 +35,12 @@ step() {  # step LIMIT NAME COMMAND...
     $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
     lscpu | grep -E 'Model name|^CPU\(s\)'
 } >>"$log" 2>&1
-# the CUDA-only tests: no host synchronisation inside a round, every rule and engine, and the batched round
-step 80 tests "$py" -m pytest -q -p no:cacheprovider -o addopts= tests/test_simulator.py -k synchronises
-step 50 agreement "$py" benchmarks/cuda_agreement.py --rounds 50
+# the CUDA-only tests: no host synchronisation inside a round, every rule and engine, the batched round,
+# and one seed's draws the same on both devices
+step 90 tests "$py" -m pytest -q -p no:cacheprovider -o addopts= tests/test_simulator.py -k "synchronises or devices"
+step 90 agreement "$py" benchmarks/cuda_agreement.py --rounds 50
 step 200 bench "$py" benchmarks/bench.py --device cuda --models cnn,resnet20 --runs 4,16,32 \
-    --out "$work/bench-cuda"
+    --warmup 3 --rounds 20 --out "$work/bench-cuda"
 step 50 bench-resnet9 "$py" benchmarks/bench.py --device cuda --models resnet9 --runs 4,16 --rule-rounds 0 \
     --out "$work/bench-cuda-resnet9"
 step 70 bf16 "$py" benchmarks/bench.py --device cuda --models resnet20 --runs 16,32,64 --precision bf16 \

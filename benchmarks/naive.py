@@ -29,8 +29,8 @@ the simulator's machinery:
   docstring of :mod:`byzlab.core.simulator`); they never enter θ.
 
 Batch sampling follows the simulator's specification (the same random draws
-from one ``torch.Generator`` seeded with ``seed``), re-implemented here client
-by client:
+from one CPU ``torch.Generator`` seeded with ``seed``, whatever the device; each
+draw is then moved to the device), re-implemented here client by client:
 
 * shards: ``byzlab.core.data.partition(y_train, k, kind, alpha, seed)``; only the
   k_b benign clients compute (the three attacks here are omniscient and need no
@@ -167,7 +167,7 @@ class PerClientLoop:
         dtype = next(self.server.parameters()).dtype
         self.momenta = [torch.zeros(d, dtype=dtype, device=self.device) for _ in self.clients]
 
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU for every device
         parts = partition(data.y_train.cpu().numpy(), k, partition_kind, alpha=alpha, seed=seed)
         self.shards = [torch.as_tensor(p, device=self.device) for p in parts[: self.k_b]]
         self.rounds_per_epoch = max(1, (data.y_train.shape[0] // k) // b)
@@ -206,7 +206,7 @@ class PerClientLoop:
         r, b, g, dev = (self.t - 1) % self.rounds_per_epoch, self.b, self.generator, self.device
         if r == 0 or self.orders is None:  # a new epoch: reshuffle every shard
             longest = max(len(s) for s in self.shards)
-            keys = torch.rand((self.k_b, longest), generator=g, device=dev)
+            keys = torch.rand((self.k_b, longest), generator=g).to(dev)
             self.orders = [keys[i, : len(s)].argsort() for i, s in enumerate(self.shards)]
         batches = []
         for shard, order in zip(self.shards, self.orders):
@@ -215,9 +215,9 @@ class PerClientLoop:
             batches.append((self.data.x_train[idx], self.data.y_train[idx]))
         if self.data.augment:
             n, p = self.k_b * b, 4
-            top = torch.randint(0, 2 * p + 1, (n,), generator=g, device=dev)
-            left = torch.randint(0, 2 * p + 1, (n,), generator=g, device=dev)
-            flip = torch.randint(0, 2, (n,), generator=g, device=dev).bool()
+            top = torch.randint(0, 2 * p + 1, (n,), generator=g).to(dev)
+            left = torch.randint(0, 2 * p + 1, (n,), generator=g).to(dev)
+            flip = torch.randint(0, 2, (n,), generator=g).to(dev).bool()
             for i, (x, y) in enumerate(batches):
                 s = slice(i * b, (i + 1) * b)
                 batches[i] = (self._augment(x, top[s], left[s], flip[s], p), y)

@@ -1,4 +1,5 @@
 """End-to-end behaviour of Algorithm 1 on the embedded digits data set."""
+import dataclasses
 import math
 
 import pandas as pd
@@ -281,20 +282,101 @@ def _steps_without_sync(sim, rounds: int = 3) -> None:
         torch.cuda.set_sync_debug_mode(0)
 
 
+def _every_rule_runs():
+    """Every aggregator (against ALIE), every attack (against CC), a pre-aggregator of each kind."""
+    from byzlab.core.registry import AGGREGATORS, ATTACKS
+
+    def built_in(registry):  # not the plug-ins other tests register in this process
+        return [name for name, rule in registry.items() if rule.fn.__module__.partition(".")[0] == "byzlab"]
+
+    runs = [dict(aggregator=a, attack="alie") for a in built_in(AGGREGATORS)]
+    runs += [dict(aggregator="cc", attack=a) for a in built_in(ATTACKS)]
+    runs += [dict(aggregator="tm", attack="rop", pre_aggregators=("bucketing",)),
+             dict(aggregator="cc", attack="none", pre_aggregators=("nnm",), weight_decay=1e-4)]
+    return runs
+
+
+class _HostReads(torch.overrides.TorchFunctionMode):
+    """Records the calls that read a tensor's value on the host — on CUDA each is a synchronisation.
+
+    ``item``/``tolist``/``float()``/``int()``/``bool()``/use as an index, the ops whose
+    output shape depends on values (``nonzero``, ``masked_select``, ``unique``), and
+    indexing by a 0-d or boolean tensor (the first reads the index, the second counts
+    the mask), each with the byzlab function that made the call.
+    """
+
+    NAMES = {"item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__", "__complex__",
+             "nonzero", "masked_select", "unique", "unique_consecutive"}
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        import traceback
+
+        name = getattr(func, "__name__", "")
+        hit = name in self.NAMES
+        if name in ("__getitem__", "__setitem__"):
+            index = args[1] if isinstance(args[1], tuple) else (args[1],)
+            hit = any(isinstance(i, torch.Tensor) and (i.dim() == 0 or i.dtype == torch.bool) for i in index)
+        if hit:
+            where = [f for f in traceback.extract_stack() if "/byzlab/" in f.filename.replace("\\", "/")]
+            self.calls.append(f"{name} in {where[-1].name} ({where[-1].filename.rsplit('byzlab', 1)[-1]}:"
+                              f"{where[-1].lineno})" if where else name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("engine", ["vmap", "loop", "fused"])
+def test_a_round_reads_no_tensor_value_on_the_host_cpu_proxy(digits, engine):
+    """The CUDA test below, on CPU: no call in a round reads a tensor's value on the host.
+
+    Runs wherever the suite runs, so a rule that would synchronise on CUDA (as the adaptive
+    attacks' ``scales[best]`` did: indexing by a 0-d tensor reads it) fails here first.
+    The one allowed read: :func:`byzlab.core.chain.screen` asks ``bad.any()`` on CPU only.
+    """
+    failed = []
+    augmenting = dataclasses.replace(digits, augment=True)  # the CIFAR path: crops and flips drawn each round
+    for kw in [*_every_rule_runs(), dict(aggregator="cc", attack="rop", data=augmenting)]:
+        kw = dict(kw)
+        data = kw.pop("data", digits)
+        cfg = RunConfig.make(**{**QUICK, "k": 11, "k_m": 2}, engine=engine, **kw)
+        sim = Simulation(cfg, dataset=data)
+        sim.step()  # lazy initialisations may read values
+        with _HostReads() as spy:
+            sim.step()
+        calls = [c for c in spy.calls if not c.startswith("__bool__ in screen ")]
+        if calls:
+            failed.append(f"{kw}: {sorted(set(calls))}")
+    assert not failed, "\n".join(failed)
+
+
+def test_the_host_read_proxy_sees_what_synchronises_on_cuda():
+    """The proxy flags the reads a CUDA round must not make, and passes the device-side forms."""
+    x, best = torch.arange(5.0), torch.tensor(3)
+    for read in (lambda: x[best], lambda: x[x > 2], lambda: float(x.sum()), lambda: x.max().item(),
+                 lambda: bool(x.any()), lambda: x.nonzero()):
+        with _HostReads() as spy:
+            read()
+        assert spy.calls, read
+    with _HostReads() as spy:
+        x.index_select(0, best.reshape(1))[0]
+        torch.where(x > 2, x, 0.0)
+        x[1:3]
+    assert spy.calls == []
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="host synchronisation is only observable on CUDA")
 @pytest.mark.parametrize("engine", ["vmap", "loop", "fused"])
 def test_a_round_never_synchronises_with_the_host(digits, engine):
     """No .item(), no tensor-valued Python branch, no host-to-device copy inside a round, for every rule."""
-    from byzlab.core.registry import AGGREGATORS, ATTACKS
-
-    runs = [dict(aggregator=a, attack="alie") for a in AGGREGATORS]
-    runs += [dict(aggregator="cc", attack=a) for a in ATTACKS]
-    runs += [dict(aggregator="tm", attack="rop", pre_aggregators=("bucketing",)),
-             dict(aggregator="cc", attack="none", pre_aggregators=("nnm",), weight_decay=1e-4)]
+    augmenting = dataclasses.replace(digits, augment=True)  # the CIFAR path: crops and flips drawn each round
     failed = []  # every rule is tried, so that one run on a GPU names all that synchronise
-    for kw in runs:
+    for kw in [*_every_rule_runs(), dict(aggregator="cc", attack="rop", data=augmenting)]:
+        kw = dict(kw)
+        data = kw.pop("data", digits)
         cfg = RunConfig.make(**{**QUICK, "k": 11, "k_m": 2}, device="cuda", engine=engine, **kw)
-        sim = Simulation(cfg, dataset=digits)
+        sim = Simulation(cfg, dataset=data)
         try:
             _steps_without_sync(sim)
         except RuntimeError as e:
@@ -303,6 +385,42 @@ def test_a_round_never_synchronises_with_the_host(digits, engine):
         torch.cuda.synchronize()
         assert torch.isfinite(sim.theta).all(), kw
     assert not failed, "\n".join(failed)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compares the CPU with CUDA")
+def test_cpu_and_cuda_devices_draw_the_same_numbers(digits):
+    """One seed, one set of draws on either device (byzlab.core.draws): the clients' batches (augmented
+    too) and the rules' random choices; CUDA's own generator would give other numbers."""
+    from byzlab.core.aggregators import bucketing
+    from byzlab.core.attacks_adaptive import fang
+    from byzlab.core.draws import draw, run_generator
+
+    for data in (digits, dataclasses.replace(digits, augment=True)):
+        sims = [Simulation(RunConfig.make(**QUICK, device=dev), dataset=data) for dev in ("cpu", "cuda")]
+        for t in (1, 2, sims[0].rounds_per_epoch + 1):  # a new epoch reshuffles the shards
+            (xa, ya), (xb, yb) = (s.sample(t) for s in sims)
+            assert xb.device.type == "cuda"
+            assert torch.equal(xa, xb.cpu()) and torch.equal(ya, yb.cpu()), (data.augment, t)
+    x = torch.randn(11, 64)
+    for rule in (lambda v, g: bucketing(v, 2, g), lambda v, g: fang(v, 3, 2.0, g)):
+        a, b = rule(x, run_generator(5)), rule(x.cuda(), run_generator(5))
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-5, atol=1e-6)
+    perm = draw(run_generator(5), torch.randperm, 1000, device="cuda")  # DnC's coordinates, S-CC's order
+    assert perm.device.type == "cuda" and torch.equal(perm.cpu(), torch.randperm(1000, generator=run_generator(5)))
+    assert not torch.equal(torch.rand(8, generator=torch.Generator(device="cuda").manual_seed(5), device="cuda").cpu(),
+                           torch.rand(8, generator=run_generator(5)))  # why the draws stay on the CPU
+
+
+def test_a_checkpoint_with_a_cuda_generator_state_is_refused_in_words(digits):
+    """Checkpoints of CUDA runs from before the draws moved to the CPU generator hold a 16-byte state."""
+    sim = Simulation(RunConfig.make(**QUICK), dataset=digits)
+    sim.step()
+    state = sim.state_dict()
+    assert sim.generator.device.type == "cpu"
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA (Philox) generator's state
+    fresh = Simulation(RunConfig.make(**QUICK), dataset=digits)
+    with pytest.raises(ValueError, match="CUDA generator"):
+        fresh.load_state_dict(state)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="host synchronisation is only observable on CUDA")

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import torch
 
+from .draws import draw
 from .kernels import (
     apply_rank_network_,
     clipped_sum,
@@ -361,7 +362,7 @@ def bucketing(x: torch.Tensor, s: int = 2, generator: torch.Generator | None = N
     """
     _check(x)
     k = x.shape[0]
-    perm = torch.randperm(k, generator=generator, device=generator.device if generator else "cpu").to(x.device)
+    perm = draw(generator, torch.randperm, k, device=x.device)
     nb = -(-k // s)
     bucket = torch.arange(k, device=x.device) // s  # bucket of each position of the shuffled order
     weight = torch.full((k,), 1.0 / s, dtype=x.dtype, device=x.device)

@@ -40,6 +40,7 @@ from typing import Callable
 import torch
 
 from .attacks import alie, alie_z_max, ipm, rop
+from .draws import draw
 from .registry import (
     ConfigError,
     non_negative,
@@ -96,7 +97,7 @@ def mimic_update_direction(benign: torch.Tensor, state: dict, generator: torch.G
     n = state.get("rounds", 0)
     mean = benign.mean(0)
     if n == 0:
-        z0 = torch.randn(benign.shape[1], generator=generator, device=benign.device, dtype=benign.dtype)
+        z0 = draw(generator, torch.randn, benign.shape[1], device=benign.device, dtype=benign.dtype)
         state["mu"] = mean
         state["z"] = _unit(_cov_times(benign, mean, z0))
     else:
@@ -184,7 +185,7 @@ def fang(benign: torch.Tensor, n: int, b: float = 2.0, generator: torch.Generato
     mean = benign.mean(0)
     s = torch.sign(mean)
     wmax, wmin = benign.amax(0), benign.amin(0)
-    u = torch.rand(n, benign.shape[1], generator=generator, device=benign.device, dtype=benign.dtype)
+    u = draw(generator, torch.rand, n, benign.shape[1], device=benign.device, dtype=benign.dtype)
     up_far = torch.where(wmax > 0, wmax * b, wmax / b)  # the far end above w_max
     down_far = torch.where(wmin < 0, wmin * b, wmin / b)  # the far end below w_min
     up = wmax + u * (up_far - wmax)
@@ -302,8 +303,8 @@ def search_scale(
     # filled on the device, one scalar each: torch.tensor(candidates, device=...) would be a host-to-device copy
     scales = torch.stack([benign.new_full((), float(c)) for c in candidates])
     values = torch.stack([evaluate(scales[i]) for i in range(len(candidates))])
-    best = torch.argmax(values)
-    scale, value = scales[best], values[best]
+    best = torch.argmax(values).reshape(1)  # indexing by a 0-d tensor would read it on the host
+    scale, value = scales.index_select(0, best)[0], values.index_select(0, best)[0]
 
     if refine > 0 and log_step:
         s_best, v_best = float(scale), float(value)  # host sync: the search branches on values

@@ -105,7 +105,8 @@ class RunConfig:
         the sweep's runs: ``byzlab run``, :func:`byzlab.run` and the sweep apply it
         while the run advances, so the same config gives the same numbers at the
         command line and in a sweep).  Engine, device and threads change a run's
-        numbers only by floating-point rounding, so they are not part of its key;
+        numbers only by floating-point rounding (every draw comes from one CPU
+        generator, :mod:`byzlab.core.draws`), so they are not part of its key;
         a result records them (:mod:`byzlab.core.provenance`).
     max_rounds
         Stop after this many rounds (quick looks; None → all epochs).

@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .draws import draw
 from .errors import ConfigError, one_line
 
 __all__ = [
@@ -381,8 +382,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, *, 
     side with ``fill``, an ``H x W`` window is cut at a uniformly random offset in
     ``0 .. 2*padding`` (both axes independently), and the window is mirrored
     left-right with probability 1/2.  All random numbers come from ``generator``
-    (which must live on ``x.device``; default: torch's global generator), and the
-    whole batch is processed by one ``gather`` on ``x``'s device.
+    (on its own device, default: torch's global CPU generator; then moved to
+    ``x``'s, :func:`byzlab.core.draws.draw`), and the whole batch is processed by
+    one ``gather`` on ``x``'s device.
 
     ``fill`` is in the units of ``x``.  The default ``0.0`` pads normalised images
     with the data-set mean colour; torchvision's ``RandomCrop(32, padding=4)``
@@ -403,9 +405,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None, *, 
     xp = fill_t.view(1, -1, 1, 1).expand(n, c, hp, wp).clone()
     xp[:, :, p:p + h, p:p + w] = x
 
-    top = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=dev)
-    left = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=dev)
-    flip = torch.randint(0, 2, (n,), generator=generator, device=dev).bool()
+    top = draw(generator, torch.randint, 0, 2 * p + 1, (n,), device=dev)
+    left = draw(generator, torch.randint, 0, 2 * p + 1, (n,), device=dev)
+    flip = draw(generator, torch.randint, 0, 2, (n,), device=dev).bool()
 
     rows = top[:, None] + torch.arange(h, device=dev)[None, :]                       # (N, H)
     cols_f = torch.arange(w, device=dev)[None, :].expand(n, w)

@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from .draws import draw
 from .kernels import column_blocks
 from .registry import (
     non_negative,
@@ -86,12 +87,6 @@ def _gram(x: torch.Tensor, centred: bool = False) -> torch.Tensor:
     return g
 
 
-def _draw(generator: torch.Generator | None, fn, *args) -> torch.Tensor:
-    """``fn(*args)`` (``torch.randperm`` or ``torch.rand``) drawn from ``generator``, on the generator's device."""
-    device = generator.device if generator is not None else "cpu"
-    return fn(*args, generator=generator, device=device)
-
-
 # --------------------------------------------------------------------------- S-CC
 def scc_bucket_sizes(k: int, s: int, balanced: bool = False) -> list[int]:
     """The sizes of S-CC's buckets after the first round, in the order they are visited.
@@ -126,7 +121,7 @@ def _scc_buckets(x: torch.Tensor, reference: torch.Tensor, first: bool, s: int,
     k = x.shape[0]
     if first:
         nb = max(1, k // s)
-        order = _draw(generator, torch.randperm, k).to(x.device)
+        order = draw(generator, torch.randperm, k, device=x.device)
         return order, [k // nb + (i < k % nb) for i in range(nb)]
     dots, norms = _dots_and_norms(x, reference)
     by_similarity = torch.argsort(dots / norms.clamp_min(_EPS), stable=True)  # ‖m̃‖ > 0 does not change the order
@@ -136,7 +131,7 @@ def _scc_buckets(x: torch.Tensor, reference: torch.Tensor, first: bool, s: int,
     group = torch.where(p < big, p // (q + 1), r + (p - big) // max(q, 1))
     start = torch.where(p < big, group * (q + 1), big + (group - r) * q)
     local = p - start
-    u = _draw(generator, torch.rand, k).to(x.device, torch.float64)
+    u = draw(generator, torch.rand, k, device=x.device).to(torch.float64)
     shuffled = torch.argsort(group.to(torch.float64) + u)  # positions, group by group, random inside each group
     bucket = local
     if balanced:  # the leftovers (rank q of the r larger groups) join the first buckets
@@ -429,7 +424,7 @@ def dnc(x: torch.Tensor, f: int, generator: torch.Generator | None = None, niter
         if sub_dim >= d:
             gram = _gram(x, centred=True)
         else:
-            cols = _draw(generator, torch.randperm, d)[:sub_dim].to(x.device)
+            cols = draw(generator, torch.randperm, d, device=x.device)[:sub_dim]
             sub = x.index_select(1, cols).to(torch.float64)
             sub = sub - sub.mean(0)
             gram = sub @ sub.T

@@ -76,8 +76,10 @@ class RoundContext:
         The same m̃_{t−1}, but a zero vector at t = 1 (the CC reference of
         Eq. 6 before any aggregate exists).
     generator
-        The run's seeded ``torch.Generator`` on the device (random choices
-        of bucketing, S-CC, …).
+        The run's seeded ``torch.Generator``, on the CPU whatever the run's
+        device (random choices of bucketing, S-CC, …): draw with
+        :func:`byzlab.core.draws.draw` (``device=x.device``) so that a seed is
+        one set of draws on CPU and CUDA.
     byzantine
         Attacks only: the Byzantine clients' own honest momenta ``(k_m, d)``
         computed on their own data (label-flipped for ``flip_labels`` attacks);

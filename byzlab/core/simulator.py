@@ -53,6 +53,7 @@ from . import checkpoint
 from .chain import DIAGNOSTIC_COLUMNS, RuleChain, call, diagnostics
 from .config import NO_ATTACK, RunConfig, resolve_device
 from .data import Dataset, augment_batch, load_dataset, run_model
+from .draws import draw, run_generator
 from .engines import autocast_for, choose_engine, make_engine, precision_scope
 from .fused import nhwc
 from .provenance import provenance, threads_label
@@ -130,7 +131,7 @@ class Simulation:
         self.prev_delta: torch.Tensor | None = None  # Δ_{t-1} (Table II)
         self.rule_state: dict[str, dict] = {}  # RoundContext.state of each rule, by role
         self.t = 0
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.generator = run_generator(cfg.seed)  # on the CPU on every device: one seed, one set of draws
         self.mask = sparse_mask(self.model).to(self.device) if (self.attack and "mask" in self.attack.context) else None
         self._perm: torch.Tensor | None = None
 
@@ -210,7 +211,7 @@ class Simulation:
         """Each computing client draws b samples of its own shard (reshuffled every epoch)."""
         b, r = self.config.b, (t - 1) % self.rounds_per_epoch
         if r == 0 or self._perm is None:
-            keys = torch.rand(self.shards.shape, generator=self.generator, device=self.device)
+            keys = draw(self.generator, torch.rand, self.shards.shape, device=self.device)
             pad = torch.arange(self.shards.shape[1], device=self.device)[None, :] >= self.shard_sizes[:, None]
             self._perm = keys.masked_fill(pad, 2.0).argsort(dim=1)
         pos = (r * b + torch.arange(b, device=self.device))[None, :] % self.shard_sizes[:, None]
@@ -400,7 +401,11 @@ class Simulation:
         bufs = dict(self.model.named_buffers())
         for n, b in state["buffers"].items():
             bufs[n].copy_(b.to(dev))
-        self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"])
+        gen_state = state["generator"].cpu()
+        if gen_state.numel() != self.generator.get_state().numel():  # a CUDA generator's, from before draws.py
+            raise ValueError("checkpoint: its random state is a CUDA generator's (written before runs drew on "
+                             "the CPU generator on every device); start the run again")
+        self.generator.set_state(gen_state)
         self._perm = None if state["perm"] is None else state["perm"].to(dev)
         n = min(self.total_rounds, state["round_loss"].shape[0])
         self.round_loss[:n] = state["round_loss"][:n].to(dev)
