@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from .draws import draw
+from .draws import draw, to_device
 from .kernels import column_blocks
 from .registry import (
     non_negative,
@@ -424,7 +424,8 @@ def dnc(x: torch.Tensor, f: int, generator: torch.Generator | None = None, niter
         if sub_dim >= d:
             gram = _gram(x, centred=True)
         else:
-            cols = draw(generator, torch.randperm, d, device=x.device)[:sub_dim]
+            perm = draw(generator, torch.randperm, d, device=generator.device if generator is not None else "cpu")
+            cols = to_device(perm[:sub_dim], x.device)  # only the kept coordinates cross to the device
             sub = x.index_select(1, cols).to(torch.float64)
             sub = sub - sub.mean(0)
             gram = sub @ sub.T
