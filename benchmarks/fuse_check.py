@@ -22,16 +22,11 @@ import argparse
 import time
 
 import torch
-from torch.utils.benchmark import Timer
 
 import byzlab
 from byzlab.core.aggregators import centered_clip
 from byzlab.core.chain import diagnostics
-
-
-def timed(fn, reps: int) -> float:
-    """Median milliseconds of ``fn()`` over ``reps`` calls (``torch.utils.benchmark``)."""
-    return 1e3 * Timer("fn()", globals={"fn": fn}).timeit(reps).median
+from compile_check import timed  # this folder's timer (torch.utils.benchmark)
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -61,12 +56,7 @@ def finish_round_ms(model: str, rounds: int) -> float:
     grads, losses = sim.engine(x, y, sim.n_compute, sim.k_b)
     for _ in range(5):  # warm-up: the rules' first calls
         sim.finish_round(grads, losses)
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        sim.finish_round(grads, losses)
-        times.append(1e3 * (time.perf_counter() - t0))
-    return sorted(times)[len(times) // 2]
+    return timed(lambda: sim.finish_round(grads, losses), rounds)
 
 
 def main() -> None:
@@ -79,7 +69,7 @@ def main() -> None:
     print(f"{args.threads} thread(s), torch {torch.__version__}; ms a call, {args.reps} calls")
     for model in ("mlp", "cnn"):
         print(f"- {model}: Simulation.finish_round (CC τ = 1 vs ROP, diagnostics on) "
-              f"{finish_round_ms(model, 3 * args.reps):.2f} ms, eager (median of {3 * args.reps} calls)")
+              f"{finish_round_ms(model, 3 * args.reps):.2f} ms, eager ({3 * args.reps} calls)")
     print("| part | d | eager ms | first compiled call, s | compiled ms | compiled ÷ eager | max rel. difference |")
     print("|---|---|---|---|---|---|---|")
     for d in (50_890, 431_080):
