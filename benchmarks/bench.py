@@ -323,7 +323,7 @@ def bench_model(name: str, args, device: torch.device, timer: Timer, log: Callab
     fns["per-client loop"] = PerClientLoop(naive_model, data, k=K, k_m=K_M, b=B).step
     batched: dict[str, int] = {}
     if not lean:
-        for r in args.runs:
+        for r in sorted(args.runs):
             try:
                 bs = BatchedSimulation([cfg.replace(seed=s) for s in range(r)], dataset=data)
                 bs.step()  # one extra warm-up round: does R fit in memory?
@@ -331,8 +331,8 @@ def bench_model(name: str, args, device: torch.device, timer: Timer, log: Callab
                 bs = None
                 gc.collect()
                 torch.cuda.empty_cache()
-                log(f"{name}: batched R={r} does not fit in device memory, skipped")
-                continue
+                log(f"{name}: batched R={r} does not fit in device memory; it and larger R skipped")
+                break  # a larger R needs more memory still (and cuDNN refuses some such batches outright)
             label = f"byzlab batched R={r} (per run)"
             fns[label] = bs.step
             batched[label] = r
@@ -549,9 +549,9 @@ def main(argv: list[str] | None = None) -> dict:
     args.runs = [int(r) for r in (args.runs or ("16" if device.type == "cuda" else "2")).split(",") if r.strip()]
     if args.lean is not None:
         args.lean = tuple(m.strip() for m in args.lean.split(",") if m.strip())
-    if args.precision == "tf32" and device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    if device.type == "cuda":  # the floor and the per-client loop in the rounds' precision: TF32 for tf32 only
+        # (PyTorch's default runs cuDNN convolutions in TF32, which byzlab's fp32 rounds do not)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
 
     timer = Timer(device)
     t0 = time.perf_counter()

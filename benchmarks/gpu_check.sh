@@ -48,5 +48,14 @@ step 70 bf16 "$py" benchmarks/bench.py --device cuda --models resnet20 --runs 16
 step 70 tf32 "$py" benchmarks/bench.py --device cuda --models resnet20 --runs 16,32,64 --precision tf32 \
     --rule-rounds 0 --rounds 20 --out "$work/bench-cuda-resnet20-tf32"
 step 70 precision "$py" benchmarks/precision_check.py --device cuda --precisions bf16,tf32 --epochs 50
+# the three models in one table (the sweep projection with resnet9 timed; TM's sort inside whole
+# resnet9 rounds; Fang's and DnC's draws, made on the CPU, inside the cnn's rule table)
+step 300 bench-all "$py" benchmarks/bench.py --device cuda --models cnn,resnet20,resnet9 --runs 4,16 \
+    --warmup 3 --rounds 20 --out "$work/bench-cuda-all"
+# the torch.compile alternatives of the rank networks on the GPU, and bf16 beyond resnet20
+step 120 compile "$py" benchmarks/bench.py --device cuda --models cnn --runs 16 --rule-rounds 0 --compile \
+    --warmup 3 --rounds 20 --out "$work/bench-cuda-cnn-compile"
+step 120 bf16-more "$py" benchmarks/bench.py --device cuda --models cnn,resnet9 --runs 16,32 --precision bf16 \
+    --rule-rounds 0 --rounds 20 --out "$work/bench-cuda-bf16-cnn-resnet9"
 echo "== done" | tee -a "$log"
 cp "$log" "$out/gpu.log"

@@ -30,6 +30,7 @@ import byzlab
 from byzlab.core import aggregators as A
 from byzlab.core import kernels
 from byzlab.core import defences as D
+from byzlab.core.draws import subset
 from byzlab.core.registry import AGGREGATORS, PRE_AGGREGATORS, ConfigError
 
 
@@ -318,7 +319,7 @@ def _dnc_reference(x, f, generator, niters, c, sub_dim):
     k, d = x.shape
     good = set(range(k))
     for _ in range(niters):
-        cols = torch.randperm(d, generator=generator)[:sub_dim] if sub_dim < d else torch.arange(d)
+        cols = subset(generator, d, sub_dim, device="cpu")  # the same draws (the sampler: test_draws.py)
         sub = x[:, cols]
         mu = sub.mean(0)
         v = torch.linalg.svd(sub - mu, full_matrices=False).Vh[0]

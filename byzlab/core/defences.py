@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from .draws import draw, to_device
+from .draws import draw, subset
 from .kernels import column_blocks
 from .registry import (
     non_negative,
@@ -396,9 +396,9 @@ def dnc(x: torch.Tensor, f: int, generator: torch.Generator | None = None, niter
     r"""DnC, divide-and-conquer (Shejwalkar & Houmansadr, NDSS 2021, Algorithm 2).
 
     Repeat ``niters`` times: draw ``sub_dim`` (b) coordinates r at random without
-    replacement (all d when b ≥ d), centre the sub-vectors, μ = mean_i x_i[r],
-    take the top right singular vector v of the centred ``(k, b)`` matrix and
-    score every client by
+    replacement (all d when b ≥ d; :func:`byzlab.core.draws.subset`, in time of order b),
+    centre the sub-vectors, μ = mean_i x_i[r], take the top right singular vector v of
+    the centred ``(k, b)`` matrix and score every client by
 
     $$s_i = \bigl(\langle x_i[r] - \mu,\ v\rangle\bigr)^2 ;$$
 
@@ -424,8 +424,7 @@ def dnc(x: torch.Tensor, f: int, generator: torch.Generator | None = None, niter
         if sub_dim >= d:
             gram = _gram(x, centred=True)
         else:
-            perm = draw(generator, torch.randperm, d, device=generator.device if generator is not None else "cpu")
-            cols = to_device(perm[:sub_dim], x.device)  # only the kept coordinates cross to the device
+            cols = subset(generator, d, sub_dim, device=x.device)
             sub = x.index_select(1, cols).to(torch.float64)
             sub = sub - sub.mean(0)
             gram = sub @ sub.T
