@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=300, help="rounds per timing")
     ap.add_argument("--repeats", type=int, default=3, help="timings per variant (interleaved)")
     args = ap.parse_args()
+    for name in ("threads", "reps", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(N, D_IN, generator=g), torch.randint(0, C, (N,), generator=g)

@@ -24,6 +24,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkout", default=None, help="source tree to import byzlab from")
     args = ap.parse_args()
+    for name in ("k", "d", "calls", "repeats", "threads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
+    if not 0 <= args.f < args.k:
+        ap.error(f"--f: must be in 0 .. k - 1 = {args.k - 1}, got {args.f}")
     if args.checkout:
         sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
         sys.path.insert(0, args.checkout)
@@ -31,7 +36,6 @@ def main() -> None:
     import torch
     from torch.utils.benchmark import Timer
 
-    import byzlab
     from byzlab.core.registry import AGGREGATORS, RoundContext
 
     torch.set_num_threads(args.threads)
@@ -46,7 +50,8 @@ def main() -> None:
     fn = lambda: rule(x, rule.params, ctx)  # noqa: E731
     fn()
     times = sorted(1e3 * Timer("fn()", globals={"fn": fn}).timeit(args.calls).median for _ in range(args.repeats))
-    print(f"{args.rule} at k = {args.k}, f = {args.f}, d = {args.d:,} ({byzlab.__file__.rsplit('byzlab', 1)[0]}), "
+    source = f"byzlab of {args.checkout}" if args.checkout else "this checkout"
+    print(f"{args.rule} at k = {args.k}, f = {args.f}, d = {args.d:,} ({source}), "
           f"{args.threads} thread(s): ms a call {times[0]:.2f} / {times[len(times) // 2]:.2f} / {times[-1]:.2f} "
           f"(min / median / max of {args.repeats} timings of {args.calls} calls)")
 
