@@ -10,6 +10,20 @@ aggregation (its screening included), the diagnostics; "rest" is the round minus
 the θ update, bookkeeping).  The evaluation (``Simulation.evaluate()``, median of 3) is shown per
 round at one evaluation every ``--eval-every`` rounds (the showcase: once an epoch, 5 rounds).
 Timers are function wrappers, so nothing is synchronised or profiled; milliseconds per round.
+
+The last column, "gradients + evaluation share", is the part of a cell's time (rounds with their
+evaluations) spent in the model's forward and backward passes: the clients' gradients and the
+evaluation's forward pass of the test set.  The line under the table gives the same share over the
+four cells together: what the cells would take, as a fraction of their time now, if every other
+stage (sampling, attack, screening, aggregation, diagnostics, momentum, the θ update) took no time.
+Multiplied by the showcase's measured time now ÷ its base (``showcase_e2e.sh``), it is a lower bound
+on what any change to those other stages can bring the showcase to.  No round can do less than update
+the benign momenta (reading the gradients and the momenta, writing the momenta) and read the matrix
+once to aggregate it: the last line times those two passes over the cnn's (k, d) matrix
+(``lerp_`` and a row sum) and adds them to the gradients and the evaluation, a floor for the cells.
+
+Run it as a sweep's jobs run (``BYZLAB_COMPILE=1``: TM's comparator network compiled); with
+``BYZLAB_COMPILE=0`` or unset the TM cell runs the eager network.
 """
 from __future__ import annotations
 
@@ -77,7 +91,23 @@ def split(model: str, cell: dict, rounds: int, warmup: int, eval_every: int) -> 
     ms["round"] = 1e3 * wall / rounds
     ms["rest"] = ms["round"] - sum(v for s, v in ms.items() if s in STAGES and s != "screening")
     ms["evaluation / round"] = 1e3 * statistics.median(evals) / eval_every
+    ms["cell"] = ms["round"] + ms["evaluation / round"]
+    ms["passes"] = ms["gradients"] + ms["evaluation / round"]
+    ms["gradients + evaluation share"] = ms["passes"] / ms["cell"]
     return ms
+
+
+def memory_passes(model: str, reps: int = 20) -> float:
+    """ms of the two passes every round makes over the (k, d) matrix: the momentum update and one read."""
+    sim = byzlab.Simulation(dataset="mnist5k", model=model, k=25, k_m=5, b=32, beta=0.9, seed=0, device="cpu")
+    x, g = torch.randn(sim.k, sim.d), torch.randn(sim.k, sim.d)
+    times = []
+    for _ in range(reps + 2):
+        t0 = time.perf_counter()
+        x[: sim.k_b].lerp_(g[: sim.k_b], 0.1)
+        x.sum(1)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times[2:])
 
 
 def main() -> None:
@@ -88,14 +118,29 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--eval-every", type=int, default=5)
     args = ap.parse_args()
+    for name in ("threads", "rounds", "eval_every"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        ap.error(f"--warmup: must be >= 0, got {args.warmup}")
     torch.set_num_threads(args.threads)
-    cols = ("round", *STAGES, "rest", "evaluation / round")
+    cols = ("round", *STAGES, "rest", "evaluation / round", "gradients + evaluation share")
     print(f"{args.model}, mnist5k, {args.threads} thread(s), torch {torch.__version__}; ms per round, "
           f"{args.rounds} rounds (aggregation includes its screening)")
     print("| cell | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
+    cells = []
     for name, cell in CELLS.items():
         ms = split(args.model, cell, args.rounds, args.warmup, args.eval_every)
-        print(f"| {name} | " + " | ".join(f"{ms[c]:.1f}" if c in ms else "" for c in cols) + " |", flush=True)
+        cells.append(ms)
+        print(f"| {name} | " + " | ".join(f"{ms[c]:.2f}" if c.endswith("share") else f"{ms[c]:.1f}"
+                                          for c in cols) + " |", flush=True)
+    passes, total = sum(c["passes"] for c in cells), sum(c["cell"] for c in cells)
+    print(f"\nThe four cells, rounds with an evaluation every {args.eval_every}: {total:.1f} ms, of which the "
+          f"gradients and the evaluation {passes:.1f} ms = {passes / total:.3f} of the cells' time")
+    two = memory_passes(args.model)
+    floor = passes + 4 * two
+    print(f"The momentum update and one read of the (k, d) matrix: {two:.1f} ms a round; with them in each cell, "
+          f"{floor:.1f} ms = {floor / total:.3f} of the cells' time")
 
 
 if __name__ == "__main__":

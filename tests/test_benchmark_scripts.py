@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
     ("rule_calls.py", ["--rule", "dnc", "--d", "0"], "--d: must be >= 1, got 0"),
     ("rule_calls.py", ["--rule", "dnc", "--f", "25"], "--f: must be in 0 .. k - 1 = 24, got 25"),
     ("mlp_ideal.py", ["--reps", "0"], "--reps: must be >= 1, got 0"),
+    ("round_split.py", ["--eval-every", "0"], "--eval-every: must be >= 1, got 0"),
+    ("round_split.py", ["--warmup", "-1"], "--warmup: must be >= 0, got -1"),
+    ("op_split.py", ["--rounds", "0"], "--rounds: must be >= 1, got 0"),
 ])
 def test_bad_input_is_a_one_line_error(script, args, message):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT,
