@@ -13,7 +13,8 @@
 # (ROUNDS=60 and ROUNDS=20) differ by rounds and evaluations only, without the processes' start-up.
 set -euo pipefail
 label=${1:?usage: showcase_e2e.sh LABEL [CHECKOUT]}
-checkout=$(cd "${2:-$(dirname "$0")/..}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+checkout=$(cd "${2:-$here/..}" && pwd)
 rounds=${ROUNDS:-60}; par=${PAR:-2}; threads=${THREADS:-1}
 # a sweep's jobs compile the rules' comparator networks (byzlab.core.kernels.compiling); so do these runs
 # (each process pays its first compilation once, which the 60 - 20 rounds difference leaves out)
@@ -21,13 +22,6 @@ export BYZLAB_COMPILE=${BYZLAB_COMPILE:-1}
 out=$(mktemp -d)
 cells=("--aggregator cc --tau 1.0 --attack rop" "--aggregator tm --attack alie"
        "--aggregator rfa --attack alie --z 1.2" "--aggregator cc --tau 0.1 --attack none")
-# the checkout's byzlab first on the path, an editable install's finder left out
-run_cli='import runpy, sys
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path.insert(0, sys.argv.pop(1))
-import byzlab.cli
-sys.argv[0] = "byzlab"
-sys.exit(byzlab.cli.main())'
 # --threads exists from the commit that made a run's thread count part of its config on
 has_threads=$(grep -q '"threads"' "$checkout/byzlab/core/config.py" 2>/dev/null && echo 1 || true)
 thread_opt=(); [ -n "$has_threads" ] && thread_opt=(--threads "$threads")
@@ -39,7 +33,7 @@ for ((start = 0; start < ${#cells[@]}; start += par)); do
     (
       # shellcheck disable=SC2086  # a cell's options are words
       OMP_NUM_THREADS=$threads /usr/bin/time -f "$label cell$i %e s wall %U s user" \
-        python -c "$run_cli" "$checkout" run --dataset mnist5k --model cnn --k 25 --k-m 5 --b 32 --epochs 60 \
+        python "$here/checkout_cli.py" "$checkout" run --dataset mnist5k --model cnn --k 25 --k-m 5 --b 32 --epochs 60 \
         --lr 0.1 --lr-decay 0.1 --lr-decay-at 1.0 --beta 0.9 ${cells[$i]} "${thread_opt[@]}" ${EXTRA:-} \
         --max-rounds "$rounds" --out "$out/cell$i" > "$out/cell$i.log" 2>&1 || { cat "$out/cell$i.log"; exit 1; }
       tail -n 1 "$out/cell$i.log"

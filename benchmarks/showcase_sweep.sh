@@ -17,19 +17,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 checkout=$(cd "${2:-$here/..}" && pwd)
 workers=${WORKERS:-2}; threads=${THREADS:-1}
 out=$(mktemp -d)
-run_cli='import runpy, sys
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path.insert(0, sys.argv.pop(1))
-import byzlab.cli
-sys.argv[0] = "byzlab"
-sys.exit(byzlab.cli.main())'
 # the sweep's worker processes import byzlab afresh: run from the checkout, with it first on PYTHONPATH,
 # so that theirs is the checkout's too
 export PYTHONPATH="$checkout${PYTHONPATH:+:$PYTHONPATH}"
 cd "$checkout"
 # shellcheck disable=SC2086  # EXTRA is words
 /usr/bin/time -o "$out/time" -f "$label sweep %e s wall" \
-  python -c "$run_cli" "$checkout" sweep --profile "$here/showcase_cells.yaml" --out "$out/sweep" \
+  python "$here/checkout_cli.py" "$checkout" sweep --profile "$here/showcase_cells.yaml" --out "$out/sweep" \
   --workers "$workers" --threads "$threads" --no-render ${EXTRA:-} > "$out/log" 2>&1 || { cat "$out/log"; exit 1; }
 cat "$out/time"
 tr '\r' '\n' < "$out/log" | grep -E '^sweep .* stored' || true
